@@ -1,0 +1,3 @@
+"""{{ cookiecutter.project_name }}: a Kedro project that trains and serves an image classifier."""
+
+__version__ = "0.1"

@@ -1,0 +1,61 @@
+"""How each training run logs its model: signature, input example, requirements, code."""
+
+from __future__ import annotations
+
+import io
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+from PIL import Image
+
+from {{ cookiecutter.python_package }}.pipelines.inference.nodes import IMAGE_COLUMN
+
+PACKAGE_FOLDER = Path(__file__).resolve().parent
+
+# What the logged model imports when it loads and predicts, pinned to this environment.
+SERVING_DISTRIBUTIONS = (
+    "kedro",
+    "kedro-datasets",
+    "kedro-mlflow",
+    "mlflow",
+    "tensorflow",
+    "keras",
+    "pillow",
+    "numpy",
+    "pandas",
+    "cloudpickle",
+)
+
+
+def model_signature() -> ModelSignature:
+    """One binary ``image`` column and no parameters, so a client cannot change how the model runs."""
+    return ModelSignature(inputs=Schema([ColSpec("binary", IMAGE_COLUMN)]))
+
+
+def input_example() -> pd.DataFrame:
+    """A request of one small PNG, logged so MLflow shows clients the payload format."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "gray").save(buffer, format="PNG")
+    return pd.DataFrame({IMAGE_COLUMN: [buffer.getvalue()]})
+
+
+def pip_requirements() -> list[str]:
+    """The serving dependencies at the versions installed here."""
+    return [f"{name}=={version(name)}" for name in SERVING_DISTRIBUTIONS]
+
+
+def log_model_kwargs(registered_model_name: str) -> dict[str, Any]:
+    """Arguments for ``mlflow.pyfunc.log_model`` that make the model safe and portable."""
+    return {
+        "name": "model",
+        "registered_model_name": registered_model_name,
+        "signature": model_signature(),
+        "input_example": input_example(),
+        "pip_requirements": pip_requirements(),
+        # Bundle this package so the model loads where the project is not installed.
+        "code_paths": [str(PACKAGE_FOLDER)],
+    }

@@ -1,0 +1,1 @@
+"""Pipelines of the project, each found by `find_pipelines()`."""

@@ -1,0 +1,63 @@
+"""Trained classifier + test split -> metrics, per-class report and plots, all tracked."""
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import (
+    compute_test_metrics,
+    plot_confusion_matrix,
+    plot_training_curves,
+    predict_test_images,
+    report_per_class,
+    training_metrics,
+)
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Create the evaluation pipeline."""
+    return Pipeline(
+        [
+            Node(
+                func=predict_test_images,
+                inputs=[
+                    "classifier",
+                    "raw_images",
+                    "test_split",
+                    "class_names",
+                    "params:image",
+                    "params:evaluate_classifier",
+                ],
+                outputs="test_predictions",
+                name="predict_test_images",
+            ),
+            Node(
+                func=compute_test_metrics,
+                inputs="test_predictions",
+                outputs="test_metrics",
+                name="compute_test_metrics",
+            ),
+            Node(
+                func=report_per_class,
+                inputs=["test_predictions", "class_names"],
+                outputs="classification_report",
+                name="report_per_class",
+            ),
+            Node(
+                func=plot_confusion_matrix,
+                inputs=["test_predictions", "class_names"],
+                outputs="confusion_matrix_plot",
+                name="plot_confusion_matrix",
+            ),
+            Node(
+                func=plot_training_curves,
+                inputs="training_history",
+                outputs="training_curves_plot",
+                name="plot_training_curves",
+            ),
+            Node(
+                func=training_metrics,
+                inputs="training_history",
+                outputs="training_metrics",
+                name="log_training_metrics",
+            ),
+        ]
+    )

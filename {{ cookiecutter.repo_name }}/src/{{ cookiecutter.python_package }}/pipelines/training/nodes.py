@@ -1,0 +1,100 @@
+"""Build the Keras network from parameters and train it on streamed image batches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import keras
+import pandas as pd
+import tensorflow as tf
+from PIL import Image
+
+from {{ cookiecutter.python_package }}.input_pipeline import image_batches
+
+
+def build_model(
+    num_classes: int, size: int, channels: int, params: dict[str, Any]
+) -> keras.Model:
+    """A small CNN: augmentation, convolution blocks, a dense layer, dropout, softmax."""
+    network = params["network"]
+    inputs = keras.Input(shape=(size, size, channels), name="image")
+    x = _augmentation(params["augmentation"])(inputs)
+    for filters in network["conv_filters"]:
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(network["dense_units"], activation="relu")(x)
+    x = keras.layers.Dropout(network["dropout"])(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="image_classifier")
+
+
+def _augmentation(params: dict[str, Any]) -> keras.Sequential:
+    """Random transforms that Keras applies in training only, never at inference."""
+    layers = []
+    if params["flip"] != "none":
+        layers.append(keras.layers.RandomFlip(params["flip"]))
+    if params["rotation"]:
+        layers.append(keras.layers.RandomRotation(params["rotation"]))
+    if params["zoom"]:
+        layers.append(keras.layers.RandomZoom(params["zoom"]))
+    return keras.Sequential(layers, name="augmentation")
+
+
+def _batches(  # noqa: PLR0913
+    raw_images: Mapping[str, Callable[[], Image.Image]],
+    split: pd.DataFrame,
+    class_names: list[str],
+    image: dict[str, int],
+    batch_size: int,
+    shuffle_seed: int | None = None,
+) -> tf.data.Dataset:
+    """Stream the images of one split with their class indices."""
+    class_index = {name: i for i, name in enumerate(class_names)}
+    return image_batches(
+        loaders=[raw_images[p] for p in split["partition"]],
+        labels=[class_index[label] for label in split["label"]],
+        size=image["size"],
+        channels=image["channels"],
+        batch_size=batch_size,
+        shuffle_seed=shuffle_seed,
+    )
+
+
+def train_classifier(  # noqa: PLR0913
+    raw_images: Mapping[str, Callable[[], Image.Image]],
+    train_split: pd.DataFrame,
+    validation_split: pd.DataFrame,
+    class_names: list[str],
+    image: dict[str, int],
+    params: dict[str, Any],
+) -> tuple[keras.Model, dict[str, list[float]]]:
+    """Train with early stopping; return the best model and its per-epoch metrics."""
+    keras.utils.set_random_seed(params["seed"])
+    batch_size = params["batch_size"]
+    train = _batches(raw_images, train_split, class_names, image, batch_size, params["seed"])
+    validation = _batches(raw_images, validation_split, class_names, image, batch_size)
+
+    model = build_model(len(class_names), image["size"], image["channels"], params)
+    model.compile(
+        optimizer=keras.optimizers.get(
+            {"class_name": params["optimizer"], "config": {"learning_rate": params["learning_rate"]}}
+        ),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor=params["early_stopping"]["monitor"],
+        patience=params["early_stopping"]["patience"],
+        restore_best_weights=True,
+    )
+    history = model.fit(
+        train,
+        validation_data=validation,
+        epochs=params["epochs"],
+        callbacks=[early_stopping],
+        verbose=2,
+    )
+    epochs = {name: [float(v) for v in values] for name, values in history.history.items()}
+    return model, epochs

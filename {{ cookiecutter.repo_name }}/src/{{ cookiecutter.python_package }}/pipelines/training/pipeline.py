@@ -1,0 +1,26 @@
+"""Streamed training images -> trained Keras classifier and its training curves."""
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import train_classifier
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Create the training pipeline."""
+    return Pipeline(
+        [
+            Node(
+                func=train_classifier,
+                inputs=[
+                    "raw_images",
+                    "train_split",
+                    "validation_split",
+                    "class_names",
+                    "params:image",
+                    "params:train_classifier",
+                ],
+                outputs=["classifier", "training_history"],
+                name="train_classifier",
+            ),
+        ]
+    )

@@ -1,0 +1,47 @@
+"""The one image preprocessing: training, evaluation and the served model all call it.
+
+Decoding, EXIF orientation, colour mode, resizing and scaling happen here and nowhere
+else, so a served image becomes exactly the tensor a training image would.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageOps
+
+SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
+TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
+def decode_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Open encoded image file bytes (PNG, JPEG, BMP, GIF, WebP, ...) as a PIL image."""
+    image = Image.open(io.BytesIO(data))
+    if image.width * image.height > max_pixels:
+        raise ValueError(
+            f"image of {image.width}x{image.height} pixels is over the limit of "
+            f"{max_pixels} pixels"
+        )
+    image.load()
+    return image
+
+
+def _to_colour_mode(image: Image.Image, channels: int) -> Image.Image:
+    """Convert any PIL mode to RGB (3 channels) or L (1 channel), flattening alpha on white."""
+    if image.mode in SIXTEEN_BIT_MODES:
+        eight_bit = np.clip(np.asarray(image, dtype=np.float64) / 257.0, 0, 255)
+        image = Image.fromarray(eight_bit.round().astype(np.uint8), mode="L")
+    if image.mode in TRANSPARENT_MODES or "transparency" in image.info:
+        image = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image)
+    return image.convert("RGB" if channels == 3 else "L")  # noqa: PLR2004
+
+
+def preprocess(image: Image.Image, size: int, channels: int) -> np.ndarray:
+    """Orient, convert, resize and scale one image to float32 (size, size, channels) in [0, 1]."""
+    image = ImageOps.exif_transpose(image)
+    image = _to_colour_mode(image, channels)
+    image = image.resize((size, size), Image.Resampling.BILINEAR)
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    return array.reshape(size, size, channels)
