@@ -25,7 +25,8 @@ def _check_image(partition: str, load: Callable[[], Image.Image], max_pixels: in
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = load()
     except Exception as error:  # noqa: BLE001  any failure to decode makes it unusable
-        raise InvalidImageError(f"'{partition}' is not a readable image: {error}") from error
+        reason = error.__cause__ or error  # Kedro wraps it in a multi-line DatasetError
+        raise InvalidImageError(f"'{partition}' is not a readable image: {reason}") from error
     if image.width * image.height > max_pixels:
         raise InvalidImageError(
             f"'{partition}' has {image.width}x{image.height} pixels, over the "

@@ -19,7 +19,10 @@ def build_model(
     """A small CNN: augmentation, convolution blocks, a dense layer, dropout, softmax."""
     network = params["network"]
     inputs = keras.Input(shape=(size, size, channels), name="image")
-    x = _augmentation(params["augmentation"])(inputs)
+    x = inputs
+    augmentation = _augmentation(params["augmentation"])
+    if augmentation.layers:  # Keras cannot build an empty Sequential
+        x = augmentation(x)
     for filters in network["conv_filters"]:
         x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
         x = keras.layers.MaxPooling2D()(x)

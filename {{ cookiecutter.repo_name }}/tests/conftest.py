@@ -1,0 +1,114 @@
+"""Shared fixtures: the project's own parameters and folders of real image files."""
+
+from __future__ import annotations
+
+import copy
+import struct
+import zlib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from kedro_datasets.partitions import PartitionedDataset
+from PIL import Image, ImageDraw
+
+CONF_BASE = Path(__file__).resolve().parents[1] / "conf" / "base"
+
+ImageFolderFactory = Callable[[Path, Mapping[str, int]], Path]
+PartitionLoader = Callable[[Path], dict[str, Callable[[], Image.Image]]]
+
+
+def draw_shape(class_index: int, image_index: int, size: int = 24) -> Image.Image:
+    """An RGB picture of one shape per class, placed and coloured by ``image_index``."""
+    rng = np.random.default_rng(image_index)
+    background = tuple(int(v) for v in rng.integers(0, 80, 3))
+    colour = tuple(int(v) for v in rng.integers(150, 256, 3))
+    image = Image.new("RGB", (size, size), background)
+    draw = ImageDraw.Draw(image)
+    left, top = (int(v) for v in rng.integers(0, size // 4, 2))
+    box = (left, top, left + size // 2, top + size // 2)
+    if class_index % 3 == 0:
+        draw.ellipse(box, fill=colour)
+    elif class_index % 3 == 1:
+        draw.rectangle(box, fill=colour)
+    else:
+        draw.polygon([(box[0], box[3]), (box[2], box[3]), (box[0], box[1])], fill=colour)
+    return image
+
+
+@pytest.fixture(scope="session")
+def project_parameters() -> dict[str, Any]:
+    """Every parameter of conf/base/parameters*.yml, as `kedro run` reads them."""
+    parameters: dict[str, Any] = {}
+    for path in sorted(CONF_BASE.glob("parameters*.yml")):
+        parameters.update(yaml.safe_load(path.read_text()) or {})
+    return parameters
+
+
+@pytest.fixture(scope="session")
+def fast_parameters(project_parameters: dict[str, Any]) -> dict[str, Any]:
+    """The project's parameters with tiny images, network and epochs, for speed."""
+    parameters = copy.deepcopy(project_parameters)
+    parameters["image"]["size"] = 16
+    training = parameters["train_classifier"]
+    training.update(batch_size=8, epochs=2)
+    training["network"].update(conv_filters=[4], dense_units=8)
+    parameters["evaluate_classifier"]["batch_size"] = 8
+    return parameters
+
+
+@pytest.fixture
+def parameters(fast_parameters: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the fast parameters that a test may change."""
+    return copy.deepcopy(fast_parameters)
+
+
+@pytest.fixture(scope="session")
+def make_image_folder() -> ImageFolderFactory:
+    """Write ``<root>/<class>/<class>_<i>.png|jpg`` shape images, as many as asked."""
+
+    def make(root: Path, images_per_class: Mapping[str, int]) -> Path:
+        for class_index, (label, count) in enumerate(images_per_class.items()):
+            (root / label).mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                suffix = "png" if i % 2 == 0 else "jpg"
+                image = draw_shape(class_index, i)
+                image.save(root / label / f"{label}_{i:03d}.{suffix}")
+        return root
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def load_partitions() -> PartitionLoader:
+    """Read a raw images folder exactly as the catalog's ``raw_images`` entry does."""
+
+    def load(path: Path) -> dict[str, Callable[[], Image.Image]]:
+        return PartitionedDataset(path=str(path), dataset="pillow.ImageDataset").load()
+
+    return load
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    """One PNG chunk: length, type, data and CRC."""
+    crc = zlib.crc32(kind + body)
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+
+@pytest.fixture(scope="session")
+def decompression_bomb() -> bytes:
+    """A valid 1-bit PNG of 20000x20000 pixels: a few kB on disk, 400 Mpixels decoded."""
+    side = 20_000
+    rows = (b"\x00" + bytes(side // 8)) * 100  # filter byte + one row of black, x100
+    compressor = zlib.compressobj(9)
+    pixels = b"".join(compressor.compress(rows) for _ in range(side // 100))
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", pixels + compressor.flush())
+        + png_chunk(b"IEND", b"")
+    )

@@ -1,0 +1,258 @@
+"""Indexing and validating raw image folders, and splitting them for training."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from kedro.io import DatasetError
+from PIL import Image
+
+from {{ cookiecutter.python_package }}.pipelines.data_processing.nodes import (
+    InvalidImageError,
+    index_images,
+    list_class_names,
+    split_images,
+)
+
+from ...conftest import ImageFolderFactory, PartitionLoader
+
+
+def encoded(image: Image.Image, image_format: str) -> bytes:
+    """The bytes of an image file."""
+    buffer = io.BytesIO()
+    image.save(buffer, image_format)
+    return buffer.getvalue()
+
+
+def noise(side: int = 64) -> Image.Image:
+    """Random pixels, so that compressed files are large enough to cut in half."""
+    pixels = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    return Image.fromarray(pixels)
+
+
+BAD_FILES = {
+    "corrupt.png": b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4,
+    "truncated.png": encoded(noise(), "PNG")[:4000],
+    "truncated.jpg": encoded(noise(), "JPEG")[:2000],
+    "empty.png": b"",
+    "text.png": b"this is not an image\n",
+    ".DS_Store": b"\x00\x00\x00\x01Bud1" + bytes(100),
+    "notes.txt": b"labelled by Ann, 2024\n",
+}
+
+
+@pytest.fixture
+def index_params(parameters: dict[str, Any]) -> dict[str, Any]:
+    """The project's index_images parameters."""
+    return parameters["index_images"]
+
+
+@pytest.fixture
+def split_params(parameters: dict[str, Any]) -> dict[str, Any]:
+    """The project's split_images parameters."""
+    return parameters["split_images"]
+
+
+@pytest.fixture
+def good_folder(tmp_path: Path, make_image_folder: ImageFolderFactory) -> Path:
+    """Two classes of three readable images each."""
+    return make_image_folder(tmp_path / "images", {"cat": 3, "dog": 3})
+
+
+def image_table(images_per_class: dict[str, int]) -> pd.DataFrame:
+    """An image index as index_images returns it, without any files behind it."""
+    labels = [label for label, count in images_per_class.items() for _ in range(count)]
+    partitions = [f"{label}/{i:03d}.png" for i, label in enumerate(labels)]
+    return pd.DataFrame({"partition": partitions, "label": labels})
+
+
+def test_index_images_lists_every_image_with_its_class(
+    good_folder: Path, load_partitions: PartitionLoader, index_params: dict[str, Any]
+) -> None:
+    """Each file under a class folder becomes one (partition, label) row."""
+    index, skipped = index_images(load_partitions(good_folder), index_params)
+    assert list(index.columns) == ["partition", "label"]
+    assert index["label"].tolist() == ["cat"] * 3 + ["dog"] * 3
+    assert index["partition"].tolist()[:2] == ["cat/cat_000.png", "cat/cat_001.jpg"]
+    assert skipped == 0.0
+
+
+@pytest.mark.parametrize("file_name", sorted(BAD_FILES))
+def test_unreadable_file_is_skipped_with_a_warning(  # noqa: PLR0913
+    good_folder: Path,
+    load_partitions: PartitionLoader,
+    index_params: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+    file_name: str,
+) -> None:
+    """A bad file is left out, counted, and named in a one-line warning."""
+    (good_folder / "cat" / file_name).write_bytes(BAD_FILES[file_name])
+    with caplog.at_level(logging.WARNING):
+        index, skipped = index_images(load_partitions(good_folder), index_params)
+    assert skipped == 1.0
+    assert len(index) == 6  # noqa: PLR2004
+    assert f"cat/{file_name}" not in index["partition"].tolist()
+    [warning] = [r.getMessage() for r in caplog.records if file_name in r.getMessage()]
+    assert f"'cat/{file_name}' is not a readable image" in warning
+    assert "\n" not in warning
+
+
+@pytest.mark.parametrize("file_name", sorted(BAD_FILES))
+def test_unreadable_file_fails_the_run_when_asked(
+    good_folder: Path,
+    load_partitions: PartitionLoader,
+    index_params: dict[str, Any],
+    file_name: str,
+) -> None:
+    """With on_invalid_image: fail, the first bad file stops the run, named."""
+    (good_folder / "dog" / file_name).write_bytes(BAD_FILES[file_name])
+    index_params["on_invalid_image"] = "fail"
+    with pytest.raises(InvalidImageError, match=re.escape(f"'dog/{file_name}'")):
+        index_images(load_partitions(good_folder), index_params)
+
+
+def test_every_skipped_file_is_named_and_counted(
+    good_folder: Path,
+    load_partitions: PartitionLoader,
+    index_params: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Several bad files: each one is named and the count covers them all."""
+    for file_name, data in BAD_FILES.items():
+        (good_folder / "dog" / file_name).write_bytes(data)
+    with caplog.at_level(logging.WARNING):
+        index, skipped = index_images(load_partitions(good_folder), index_params)
+    assert skipped == len(BAD_FILES)
+    assert len(index) == 6  # noqa: PLR2004
+    for file_name in BAD_FILES:
+        assert f"'dog/{file_name}'" in caplog.text
+    assert f"Skipped {len(BAD_FILES)} unreadable files out of 13" in caplog.text
+
+
+def test_decompression_bomb_is_skipped(
+    good_folder: Path,
+    load_partitions: PartitionLoader,
+    index_params: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+    decompression_bomb: bytes,
+) -> None:
+    """A tiny PNG that declares 20000x20000 pixels is rejected, not decoded."""
+    (good_folder / "cat" / "bomb.png").write_bytes(decompression_bomb)
+    with caplog.at_level(logging.WARNING):
+        _, skipped = index_images(load_partitions(good_folder), index_params)
+    assert skipped == 1.0
+    assert "'cat/bomb.png'" in caplog.text
+
+
+def test_image_over_max_pixels_is_skipped(
+    good_folder: Path,
+    load_partitions: PartitionLoader,
+    index_params: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """max_pixels is the limit: a larger image is skipped, its size in the warning."""
+    Image.new("RGB", (30, 20)).save(good_folder / "dog" / "large.png")
+    index_params["max_pixels"] = 24 * 24
+    with caplog.at_level(logging.WARNING):
+        index, skipped = index_images(load_partitions(good_folder), index_params)
+    assert skipped == 1.0
+    assert "'dog/large.png' has 30x20 pixels" in caplog.text
+    assert len(index) == 6  # noqa: PLR2004  the 24x24 images are within the limit
+
+
+def test_empty_images_folder_names_its_path(
+    tmp_path: Path, load_partitions: PartitionLoader, index_params: dict[str, Any]
+) -> None:
+    """An empty folder fails when loaded, naming the folder; no partitions fail too."""
+    empty = tmp_path / "images"
+    empty.mkdir()
+    with pytest.raises(DatasetError, match="No partitions found") as error:
+        load_partitions(empty)
+    assert str(empty) in str(error.value)
+    with pytest.raises(InvalidImageError, match="No images found"):
+        index_images({}, index_params)
+
+
+def test_class_without_readable_image_is_named(
+    good_folder: Path, load_partitions: PartitionLoader, index_params: dict[str, Any]
+) -> None:
+    """A class folder holding only stray files is an error naming the class."""
+    (good_folder / "bird").mkdir()
+    (good_folder / "bird" / ".DS_Store").write_bytes(BAD_FILES[".DS_Store"])
+    with pytest.raises(InvalidImageError, match="'bird' contain no readable image"):
+        index_images(load_partitions(good_folder), index_params)
+
+
+def test_single_class_is_an_error(
+    tmp_path: Path,
+    make_image_folder: ImageFolderFactory,
+    load_partitions: PartitionLoader,
+    index_params: dict[str, Any],
+) -> None:
+    """A classifier needs two classes; the one found is named."""
+    folder = make_image_folder(tmp_path / "images", {"cat": 3})
+    with pytest.raises(InvalidImageError, match=r"Only one class folder \('cat'\)"):
+        index_images(load_partitions(folder), index_params)
+
+
+def test_file_outside_class_folders_is_an_error(
+    good_folder: Path, load_partitions: PartitionLoader, index_params: dict[str, Any]
+) -> None:
+    """An image directly in the images folder has no class: the error names it."""
+    Image.new("RGB", (8, 8)).save(good_folder / "loose.png")
+    with pytest.raises(InvalidImageError, match="'loose.png' is not inside a class"):
+        index_images(load_partitions(good_folder), index_params)
+
+
+def test_list_class_names_is_sorted_and_unique() -> None:
+    """Class names are sorted, so a class's index in the model output is stable."""
+    index = image_table({"zebra": 2, "ant": 1, "mole": 2})
+    assert list_class_names(index) == ["ant", "mole", "zebra"]
+
+
+def test_split_images_respects_fractions_per_class(
+    split_params: dict[str, Any],
+) -> None:
+    """Train, validation and test hold 70/15/15 % of every class, with no overlap."""
+    index = image_table({"a": 20, "b": 20, "c": 20})
+    train, validation, test = split_images(index, split_params)
+    for split, count in ((train, 14), (validation, 3), (test, 3)):
+        assert split["label"].value_counts().to_dict() == {"a": count, "b": count, "c": count}
+    partitions = [*train["partition"], *validation["partition"], *test["partition"]]
+    assert sorted(partitions) == sorted(index["partition"])
+
+
+def test_split_images_is_deterministic_for_a_seed(split_params: dict[str, Any]) -> None:
+    """The same seed gives the same split; another seed gives another split."""
+    index = image_table({"a": 20, "b": 20, "c": 20})
+    first = split_images(index, split_params)
+    again = split_images(index, split_params)
+    other = split_images(index, {**split_params, "seed": split_params["seed"] + 1})
+    for split, same in zip(first, again, strict=True):
+        pd.testing.assert_frame_equal(split, same)
+    assert set(first[0]["partition"]) != set(other[0]["partition"])
+
+
+def test_split_images_does_not_change_its_input(split_params: dict[str, Any]) -> None:
+    """The index the node receives is left as it was."""
+    index = image_table({"a": 10, "b": 10})
+    before = index.copy()
+    split_images(index, split_params)
+    pd.testing.assert_frame_equal(index, before)
+
+
+@pytest.mark.parametrize("small_count", [1, 2])
+def test_split_images_names_a_class_too_small_to_split(
+    split_params: dict[str, Any], small_count: int
+) -> None:
+    """A class without enough images for three splits is named in the error."""
+    index = image_table({"a": 10, "b": 10, "rare": small_count})
+    with pytest.raises(InvalidImageError, match="Class 'rare' has only"):
+        split_images(index, split_params)

@@ -1,0 +1,197 @@
+"""The one preprocessing: odd image modes, EXIF orientation, and training == serving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from kedro_datasets.pillow import ImageDataset
+from PIL import ExifTags, Image
+
+from {{ cookiecutter.python_package }}.input_pipeline import image_batches
+from {{ cookiecutter.python_package }}.pipelines.inference.nodes import preprocess_payload
+from {{ cookiecutter.python_package }}.preprocessing import preprocess
+
+WIDTH, HEIGHT = 37, 23  # not square, so resizing really happens
+
+
+def sample_image(mode: str) -> Image.Image:
+    """A non-square picture with gradients and a bright block, in any PIL mode."""
+    x = np.linspace(0, 255, WIDTH)[None, :].repeat(HEIGHT, axis=0)
+    y = np.linspace(255, 0, HEIGHT)[:, None].repeat(WIDTH, axis=1)
+    rgb = np.stack([x, y, (x + y) / 2], axis=-1).astype(np.uint8)
+    rgb[5:12, 20:30] = (255, 255, 40)
+    image = Image.fromarray(rgb)
+    if mode == "I;16":
+        return Image.fromarray((np.asarray(image.convert("L"), np.uint16) * 257))
+    if mode in ("RGBA", "LA"):
+        image = image.convert(mode)
+        image.putalpha(Image.fromarray(x.astype(np.uint8)))  # transparent on the left
+        return image
+    return image.convert(mode)
+
+
+def save_and_load(image: Image.Image, path: Path, **save_args: Any) -> Image.Image:
+    """Write a real image file, then read it back as the catalog's ImageDataset does."""
+    image.save(path, **save_args)
+    return ImageDataset(filepath=str(path)).load()
+
+
+def orientation(value: int) -> Image.Exif:
+    """EXIF data holding only an orientation tag."""
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = value
+    return exif
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize(
+    ("mode", "file_name"),
+    [
+        ("1", "bilevel.png"),
+        ("L", "gray.png"),
+        ("LA", "gray_alpha.png"),
+        ("P", "palette.png"),
+        ("P", "palette.gif"),
+        ("RGB", "rgb.png"),
+        ("RGB", "rgb.bmp"),
+        ("RGB", "rgb.webp"),
+        ("RGBA", "rgba.png"),
+        ("RGBA", "rgba.webp"),
+        ("I;16", "gray16.png"),
+        ("CMYK", "cmyk.jpg"),
+    ],
+)
+def test_preprocess_gives_square_float32_in_unit_range(
+    tmp_path: Path, mode: str, file_name: str, channels: int
+) -> None:
+    """Any colour mode becomes a (size, size, channels) float32 array in [0, 1]."""
+    image = save_and_load(sample_image(mode), tmp_path / file_name)
+    array = preprocess(image, 16, channels)
+    assert array.shape == (16, 16, channels)
+    assert array.dtype == np.float32
+    assert 0.0 <= array.min() <= array.max() <= 1.0
+    assert array.max() > array.min()  # the picture survived, not a blank square
+
+
+def test_rgba_transparency_becomes_white(tmp_path: Path) -> None:
+    """Transparent pixels are white, opaque ones keep their colour, half-transparent mix."""
+    image = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
+    image.putpixel((0, 0), (255, 0, 0, 255))
+    image.putpixel((1, 0), (0, 0, 255, 128))
+    array = preprocess(save_and_load(image, tmp_path / "rgba.png"), 4, 3)
+    np.testing.assert_array_equal(array[0, 0], [1.0, 0.0, 0.0])
+    np.testing.assert_allclose(array[0, 1], [0.5, 0.5, 1.0], atol=0.01)
+    np.testing.assert_array_equal(array[1:], np.ones((3, 4, 3)))
+
+
+@pytest.mark.parametrize("file_name", ["palette.png", "palette.gif"])
+def test_palette_transparency_becomes_white(tmp_path: Path, file_name: str) -> None:
+    """A palette image's transparent index is white; other indices keep their colour."""
+    image = Image.new("P", (4, 4), 0)
+    image.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0])
+    image.putpixel((0, 0), 1)
+    image.putpixel((1, 0), 2)
+    loaded = save_and_load(image, tmp_path / file_name, transparency=0)
+    assert loaded.mode == "P"
+    array = preprocess(loaded, 4, 3)
+    np.testing.assert_array_equal(array[0, 0], [1.0, 0.0, 0.0])
+    np.testing.assert_array_equal(array[0, 1], [0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(array[1:], np.ones((3, 4, 3)))
+
+
+def test_sixteen_bit_grayscale_is_scaled_not_clipped(tmp_path: Path) -> None:
+    """16-bit values scale by 65535: white is 1.0, mid-grey 0.5, not clipped to white."""
+    values = np.zeros((6, 6), dtype=np.uint16)
+    values[:, 2:4] = 128 * 257
+    values[:, 4:] = 65535
+    loaded = save_and_load(Image.fromarray(values), tmp_path / "gray16.png")
+    assert loaded.mode.startswith("I")
+    array = preprocess(loaded, 6, 1)[..., 0]
+    expected_row = [0.0, 0.0, 128 / 255, 128 / 255, 1.0, 1.0]
+    np.testing.assert_allclose(array, [expected_row] * 6, rtol=0, atol=1e-6)
+
+
+def test_cmyk_jpeg_keeps_its_colour(tmp_path: Path) -> None:
+    """A CMYK JPEG (print workflows) is converted to the right RGB colour."""
+    red = Image.new("CMYK", (8, 8), (0, 255, 255, 0))
+    loaded = save_and_load(red, tmp_path / "cmyk.jpg", quality=95)
+    assert loaded.mode == "CMYK"
+    np.testing.assert_allclose(preprocess(loaded, 8, 3), [[[1, 0, 0]] * 8] * 8, atol=0.05)
+
+
+@pytest.mark.parametrize(("channels", "expected"), [(1, [0.5]), (3, [0.5] * 3)])
+def test_grayscale_becomes_requested_channels(
+    tmp_path: Path, channels: int, expected: list[float]
+) -> None:
+    """A grayscale image fills one channel, or all three equally."""
+    loaded = save_and_load(Image.new("L", (5, 5), 128), tmp_path / "gray.png")
+    array = preprocess(loaded, 5, channels)
+    np.testing.assert_allclose(array, np.full((5, 5, channels), expected), atol=0.01)
+
+
+def test_rgb_becomes_one_channel_of_luminance(tmp_path: Path) -> None:
+    """With channels=1, colour images are converted to their grey level."""
+    loaded = save_and_load(Image.new("RGB", (5, 5), (255, 255, 255)), tmp_path / "w.png")
+    np.testing.assert_array_equal(preprocess(loaded, 5, 1), np.ones((5, 5, 1)))
+
+
+@pytest.mark.parametrize(("tag", "dark_half"), [(6, "top"), (8, "bottom")])
+def test_exif_orientation_is_applied(tmp_path: Path, tag: int, dark_half: str) -> None:
+    """A phone photo stored sideways is turned upright as its EXIF orientation says."""
+    landscape = Image.new("L", (32, 16), 255)
+    landscape.paste(0, (0, 0, 16, 16))  # the stored image is dark on the left
+    loaded = save_and_load(landscape, tmp_path / "photo.jpg", exif=orientation(tag))
+    array = preprocess(loaded, 16, 1)[..., 0]
+    top, bottom = array[:8].mean(), array[8:].mean()
+    left, right = array[:, :8].mean(), array[:, 8:].mean()
+    assert abs(left - right) < 0.1  # noqa: PLR2004
+    assert (top < bottom) if dark_half == "top" else (bottom < top)
+    assert abs(top - bottom) > 0.8  # noqa: PLR2004
+
+
+FILE_CASES = [
+    pytest.param("image.png", "RGB", {}, id="png"),
+    pytest.param("image.jpg", "RGB", {}, id="jpeg"),
+    pytest.param("image.bmp", "RGB", {}, id="bmp"),
+    pytest.param("image.gif", "RGB", {}, id="gif"),
+    pytest.param("image.webp", "RGB", {}, id="webp"),
+    pytest.param("IMAGE.JPG", "RGB", {}, id="uppercase-jpg"),
+    pytest.param("IMAGE.PNG", "RGBA", {}, id="uppercase-rgba-png"),
+    pytest.param("palette.png", "P", {"transparency": 3}, id="palette-png"),
+    pytest.param("gray16.png", "I;16", {}, id="16-bit-png"),
+    pytest.param("cmyk.jpg", "CMYK", {}, id="cmyk-jpeg"),
+    pytest.param("rotated.jpg", "RGB", {"exif": orientation(6)}, id="exif-jpeg"),
+]
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+@pytest.mark.parametrize(("file_name", "mode", "save_args"), FILE_CASES)
+def test_training_and_serving_give_identical_tensors(  # noqa: PLR0913
+    tmp_path: Path,
+    project_parameters: dict[str, Any],
+    file_name: str,
+    mode: str,
+    save_args: dict[str, Any],
+    channels: int,
+) -> None:
+    """The same file becomes the same tensor in training and in the served model."""
+    path = tmp_path / file_name
+    sample_image(mode).save(path, **save_args)
+    image_params = {"size": 16, "channels": channels}
+
+    training_batches = image_batches(
+        [ImageDataset(filepath=str(path)).load], [0], 16, channels, batch_size=1
+    )
+    trained_on = next(training_batches.as_numpy_iterator())[0][0]
+    payload = pd.DataFrame({"image": [path.read_bytes()]})
+    served = preprocess_payload(
+        payload, image_params, project_parameters["preprocess_payload"]
+    )[0]
+
+    assert trained_on.shape == served.shape == (16, 16, channels)
+    assert trained_on.dtype == served.dtype == np.float32
+    np.testing.assert_array_equal(trained_on, served)
