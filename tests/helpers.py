@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 TEMPLATE_DIR_NAME = "{{ cookiecutter.repo_name }}"
@@ -17,6 +20,7 @@ DEFAULT_ANSWERS = {
     for key, value in json.loads((TEMPLATE / "cookiecutter.json").read_text()).items()
     if not key.startswith("_") and "{{" not in value
 }
+PROMPTS = yaml.safe_load((TEMPLATE / "prompts.yml").read_text())
 BIN = Path(sys.executable).parent
 
 
@@ -39,9 +43,14 @@ def run(
     *,
     expect_success: bool = True,
     timeout: float = 600,
+    stdin: str | None = None,
     **env: str,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command as a user would; on an unexpected exit, fail with its output."""
+    """Run a command as a user would; on an unexpected exit, fail with its output.
+
+    ``stdin`` is typed at the command's prompts; without it the command reads an empty
+    stdin, so a prompt nobody expected aborts instead of hanging the tests.
+    """
     result = subprocess.run(
         args,
         cwd=cwd,
@@ -50,6 +59,7 @@ def run(
         text=True,
         timeout=timeout,
         check=False,
+        **({"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}),
     )
     if (result.returncode == 0) != expect_success:
         pytest.fail(
@@ -84,3 +94,104 @@ def text_files(folder: Path) -> list[Path]:
             continue
         files.append(path)
     return files
+
+
+def relative_files(folder: Path) -> list[str]:
+    """Every file under ``folder`` as a sorted list of POSIX paths relative to it."""
+    return sorted(
+        p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()
+    )
+
+
+# Jinja left unrendered. A lone "}}" is legitimate Python ({"a": {"b": 1}}) or
+# OmegaConf (${a:${b}}), so it counts only where the line's braces do not balance.
+_JINJA_OPENERS = ("{{", "{%", "%}", "{#")
+
+
+def unrendered_jinja(folder: Path) -> list[str]:
+    """``path:line: text`` of every text line or path under ``folder`` with Jinja left."""
+    found = [
+        f"{path}: unrendered file name"
+        for path in relative_files(folder)
+        if "{{" in path or "}}" in path or "cookiecutter" in path
+    ]
+    for path in text_files(folder):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            unbalanced = "}}" in line and line.count("{") != line.count("}")
+            if unbalanced or any(marker in line for marker in _JINJA_OPENERS):
+                found.append(f"{path.relative_to(folder)}:{number}: {line.strip()}")
+    return found
+
+
+def requirement_names(project: Path) -> list[str]:
+    """The distribution names that the project's requirements.txt installs."""
+    lines = (project / "requirements.txt").read_text().splitlines()
+    return [
+        re.split(r"[\s\[<>=!~;@]", line.strip(), maxsplit=1)[0].lower()
+        for line in lines
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+
+
+def answers_file(path: Path, **overrides: object) -> Path:
+    """Write a ``kedro new --config`` file: every prompts.yml key, defaults overridden."""
+    answers = {key: DEFAULT_ANSWERS[key] for key in PROMPTS} | overrides
+    path.write_text(yaml.safe_dump(answers, sort_keys=False))
+    return path
+
+
+def cookiecutter_env(folder: Path) -> dict[str, str]:
+    """Environment that keeps cookiecutter's clones and replay files under ``folder``
+    instead of the user's ~/.cookiecutters and ~/.cookiecutter_replay."""
+    config = folder / "cookiecutter-config.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "cookiecutters_dir": str(folder / "cookiecutters"),
+                "replay_dir": str(folder / "cookiecutter_replay"),
+            }
+        )
+    )
+    return {"COOKIECUTTER_CONFIG": str(config)}
+
+
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "Template Tests",
+    "GIT_AUTHOR_EMAIL": "tests@example.com",
+    "GIT_COMMITTER_NAME": "Template Tests",
+    "GIT_COMMITTER_EMAIL": "tests@example.com",
+}
+
+
+def git(*args: str, cwd: Path, **kwargs) -> subprocess.CompletedProcess[str]:
+    """Run git with a fixed identity, so commits work on a machine without one."""
+    return run(["git", *args], cwd=cwd, **GIT_IDENTITY, **kwargs)
+
+
+def git_repository(folder: Path) -> Path:
+    """``git init && git add -A`` in ``folder``, as a user does with a new project."""
+    git("init", "--quiet", "--initial-branch=main", cwd=folder)
+    git("add", "--all", cwd=folder)
+    return folder
+
+
+def copy_template(destination: Path) -> Path:
+    """Copy the template repository's working tree to ``destination``.
+
+    The files are those git would see: tracked and untracked, minus what .gitignore
+    excludes (.venv, caches, baked projects). So the copy holds uncommitted edits,
+    which a ``git clone`` of the repository would miss.
+    """
+    listing = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=TEMPLATE,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in sorted(set(listing.split("\0")) - {""}):
+        source = TEMPLATE / name
+        if source.is_file():  # tracked files deleted in the working tree are gone
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    return destination

@@ -35,7 +35,8 @@ def draw_shape(class_index: int, image_index: int, size: int = 24) -> Image.Imag
     elif class_index % 3 == 1:
         draw.rectangle(box, fill=colour)
     else:
-        draw.polygon([(box[0], box[3]), (box[2], box[3]), (box[0], box[1])], fill=colour)
+        corners = [(box[0], box[3]), (box[2], box[3]), (box[0], box[1])]
+        draw.polygon(corners, fill=colour)
     return image
 
 
@@ -98,10 +99,8 @@ def png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
 
 
-@pytest.fixture(scope="session")
-def decompression_bomb() -> bytes:
-    """A valid 1-bit PNG of 20000x20000 pixels: a few kB on disk, 400 Mpixels decoded."""
-    side = 20_000
+def png_bomb(side: int) -> bytes:
+    """A valid 1-bit black PNG of side x side pixels that compresses to a few kB."""
     rows = (b"\x00" + bytes(side // 8)) * 100  # filter byte + one row of black, x100
     compressor = zlib.compressobj(9)
     pixels = b"".join(compressor.compress(rows) for _ in range(side // 100))
@@ -112,3 +111,15 @@ def decompression_bomb() -> bytes:
         + png_chunk(b"IDAT", pixels + compressor.flush())
         + png_chunk(b"IEND", b"")
     )
+
+
+@pytest.fixture(scope="session")
+def decompression_bomb() -> bytes:
+    """A 20000x20000 PNG: 400 Mpixels, over even Pillow's own bomb limit."""
+    return png_bomb(20_000)
+
+
+@pytest.fixture(scope="session")
+def large_png() -> bytes:
+    """An 8000x8000 PNG: 64 Mpixels, over the project's limits, under Pillow's."""
+    return png_bomb(8_000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,15 @@ import pytest
 from kedro_datasets.pillow import ImageDataset
 from PIL import ExifTags, Image
 
-from {{ cookiecutter.python_package }}.input_pipeline import image_batches
-from {{ cookiecutter.python_package }}.pipelines.inference.nodes import preprocess_payload
-from {{ cookiecutter.python_package }}.preprocessing import preprocess
+from {{ cookiecutter.python_package }}.input_pipeline import (
+    image_batches,
+)
+from {{ cookiecutter.python_package }}.pipelines.inference.nodes import (
+    preprocess_payload,
+)
+from {{ cookiecutter.python_package }}.preprocessing import (
+    preprocess,
+)
 
 WIDTH, HEIGHT = 37, 23  # not square, so resizing really happens
 
@@ -26,7 +33,7 @@ def sample_image(mode: str) -> Image.Image:
     rgb[5:12, 20:30] = (255, 255, 40)
     image = Image.fromarray(rgb)
     if mode == "I;16":
-        return Image.fromarray((np.asarray(image.convert("L"), np.uint16) * 257))
+        return Image.fromarray(np.asarray(image.convert("L"), np.uint16) * 257)
     if mode in ("RGBA", "LA"):
         image = image.convert(mode)
         image.putalpha(Image.fromarray(x.astype(np.uint8)))  # transparent on the left
@@ -120,7 +127,8 @@ def test_cmyk_jpeg_keeps_its_colour(tmp_path: Path) -> None:
     red = Image.new("CMYK", (8, 8), (0, 255, 255, 0))
     loaded = save_and_load(red, tmp_path / "cmyk.jpg", quality=95)
     assert loaded.mode == "CMYK"
-    np.testing.assert_allclose(preprocess(loaded, 8, 3), [[[1, 0, 0]] * 8] * 8, atol=0.05)
+    expected = np.broadcast_to([1.0, 0.0, 0.0], (8, 8, 3))
+    np.testing.assert_allclose(preprocess(loaded, 8, 3), expected, atol=0.05)
 
 
 @pytest.mark.parametrize(("channels", "expected"), [(1, [0.5]), (3, [0.5] * 3)])
@@ -135,7 +143,8 @@ def test_grayscale_becomes_requested_channels(
 
 def test_rgb_becomes_one_channel_of_luminance(tmp_path: Path) -> None:
     """With channels=1, colour images are converted to their grey level."""
-    loaded = save_and_load(Image.new("RGB", (5, 5), (255, 255, 255)), tmp_path / "w.png")
+    white = Image.new("RGB", (5, 5), (255, 255, 255))
+    loaded = save_and_load(white, tmp_path / "white.png")
     np.testing.assert_array_equal(preprocess(loaded, 5, 1), np.ones((5, 5, 1)))
 
 
@@ -153,34 +162,38 @@ def test_exif_orientation_is_applied(tmp_path: Path, tag: int, dark_half: str) -
     assert abs(top - bottom) > 0.8  # noqa: PLR2004
 
 
+@dataclass(frozen=True)
+class FileCase:
+    """An image file to write: its name, colour mode and save options."""
+
+    file_name: str
+    mode: str = "RGB"
+    save_args: dict[str, Any] = field(default_factory=dict)
+
+
 FILE_CASES = [
-    pytest.param("image.png", "RGB", {}, id="png"),
-    pytest.param("image.jpg", "RGB", {}, id="jpeg"),
-    pytest.param("image.bmp", "RGB", {}, id="bmp"),
-    pytest.param("image.gif", "RGB", {}, id="gif"),
-    pytest.param("image.webp", "RGB", {}, id="webp"),
-    pytest.param("IMAGE.JPG", "RGB", {}, id="uppercase-jpg"),
-    pytest.param("IMAGE.PNG", "RGBA", {}, id="uppercase-rgba-png"),
-    pytest.param("palette.png", "P", {"transparency": 3}, id="palette-png"),
-    pytest.param("gray16.png", "I;16", {}, id="16-bit-png"),
-    pytest.param("cmyk.jpg", "CMYK", {}, id="cmyk-jpeg"),
-    pytest.param("rotated.jpg", "RGB", {"exif": orientation(6)}, id="exif-jpeg"),
+    pytest.param(FileCase("image.png"), id="png"),
+    pytest.param(FileCase("image.jpg"), id="jpeg"),
+    pytest.param(FileCase("image.bmp"), id="bmp"),
+    pytest.param(FileCase("image.gif"), id="gif"),
+    pytest.param(FileCase("image.webp"), id="webp"),
+    pytest.param(FileCase("IMAGE.JPG"), id="uppercase-jpg"),
+    pytest.param(FileCase("IMAGE.PNG", "RGBA"), id="uppercase-rgba-png"),
+    pytest.param(FileCase("palette.png", "P", {"transparency": 3}), id="palette-png"),
+    pytest.param(FileCase("gray16.png", "I;16"), id="16-bit-png"),
+    pytest.param(FileCase("cmyk.jpg", "CMYK"), id="cmyk-jpeg"),
+    pytest.param(FileCase("rotated.jpg", "RGB", {"exif": orientation(6)}), id="exif"),
 ]
 
 
 @pytest.mark.parametrize("channels", [3, 1])
-@pytest.mark.parametrize(("file_name", "mode", "save_args"), FILE_CASES)
-def test_training_and_serving_give_identical_tensors(  # noqa: PLR0913
-    tmp_path: Path,
-    project_parameters: dict[str, Any],
-    file_name: str,
-    mode: str,
-    save_args: dict[str, Any],
-    channels: int,
+@pytest.mark.parametrize("case", FILE_CASES)
+def test_training_and_serving_give_identical_tensors(
+    tmp_path: Path, project_parameters: dict[str, Any], case: FileCase, channels: int
 ) -> None:
     """The same file becomes the same tensor in training and in the served model."""
-    path = tmp_path / file_name
-    sample_image(mode).save(path, **save_args)
+    path = tmp_path / case.file_name
+    sample_image(case.mode).save(path, **case.save_args)
     image_params = {"size": 16, "channels": channels}
 
     training_batches = image_batches(

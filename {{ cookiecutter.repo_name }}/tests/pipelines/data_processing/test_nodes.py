@@ -5,13 +5,16 @@ from __future__ import annotations
 import io
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import numpy as np
 import pandas as pd
 import pytest
 from kedro.io import DatasetError
+from kedro_datasets.partitions import PartitionedDataset
 from PIL import Image
 
 from {{ cookiecutter.python_package }}.pipelines.data_processing.nodes import (
@@ -21,7 +24,8 @@ from {{ cookiecutter.python_package }}.pipelines.data_processing.nodes import (
     split_images,
 )
 
-from ...conftest import ImageFolderFactory, PartitionLoader
+ImageFolderFactory = Callable[[Path, dict[str, int]], Path]
+PartitionLoader = Callable[[Path], dict[str, Callable[[], Image.Image]]]
 
 
 def encoded(image: Image.Image, image_format: str) -> bytes:
@@ -81,6 +85,25 @@ def test_index_images_lists_every_image_with_its_class(
     assert list(index.columns) == ["partition", "label"]
     assert index["label"].tolist() == ["cat"] * 3 + ["dog"] * 3
     assert index["partition"].tolist()[:2] == ["cat/cat_000.png", "cat/cat_001.jpg"]
+    assert skipped == 0.0
+
+
+def test_images_on_an_fsspec_filesystem_are_indexed(
+    index_params: dict[str, Any],
+) -> None:
+    """raw_images may point at any fsspec URL, not only a local folder."""
+    memory = fsspec.filesystem("memory")
+    partitions = ["cat/0.png", "cat/1.png", "dog/0.png", "dog/1.png"]
+    for partition in partitions:
+        memory.pipe(f"/shapes/{partition}", encoded(noise(8), "PNG"))
+    try:
+        raw_images = PartitionedDataset(
+            path="memory://shapes", dataset="pillow.ImageDataset"
+        ).load()
+        index, skipped = index_images(raw_images, index_params)
+    finally:
+        memory.rm("/shapes", recursive=True)
+    assert index["partition"].tolist() == partitions
     assert skipped == 0.0
 
 
@@ -224,7 +247,7 @@ def test_split_images_respects_fractions_per_class(
     index = image_table({"a": 20, "b": 20, "c": 20})
     train, validation, test = split_images(index, split_params)
     for split, count in ((train, 14), (validation, 3), (test, 3)):
-        assert split["label"].value_counts().to_dict() == {"a": count, "b": count, "c": count}
+        assert split["label"].value_counts().to_dict() == dict.fromkeys("abc", count)
     partitions = [*train["partition"], *validation["partition"], *test["partition"]]
     assert sorted(partitions) == sorted(index["partition"])
 

@@ -1,0 +1,224 @@
+"""One `kedro run` of a freshly baked project: what it trains, tracks, logs and registers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from helpers import command_env, kedro, run
+from PIL import Image
+
+pytestmark = pytest.mark.slow
+
+PACKAGE = "trained_shapes"
+CLASSES = ["circle", "square", "triangle"]
+
+
+@pytest.fixture(scope="module")
+def client(trained_project) -> mlflow.MlflowClient:
+    return mlflow.MlflowClient(tracking_uri=trained_project.tracking_uri)
+
+
+@pytest.fixture(scope="module")
+def training_run(client) -> mlflow.entities.Run:
+    experiment = client.get_experiment_by_name(PACKAGE)
+    assert experiment is not None, "the experiment is named after the project"
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1
+    return runs[0]
+
+
+def test_metrics_are_sane(trained_project):
+    """The default parameters reach at least 90 % test accuracy on the example images."""
+    reporting = trained_project.path / "data" / "08_reporting"
+    report = json.loads((reporting / "classification_report.json").read_text())
+    assert report["accuracy"] >= 0.9
+    for name in CLASSES:
+        assert 0 <= report[name]["f1-score"] <= 1
+        assert report[name]["support"] > 0
+    for plot in ("confusion_matrix.png", "training_curves.png"):
+        with Image.open(reporting / plot) as image:
+            assert image.format == "PNG"
+            assert min(image.size) > 100
+
+
+def test_run_is_tracked_in_the_project_database(trained_project, training_run):
+    """The default store is the project's SQLite database; the run has a readable name."""
+    assert (trained_project.path / "mlflow.db").is_file()
+    assert not (trained_project.path / "mlruns").exists()
+    assert training_run.info.status == "FINISHED"
+    assert training_run.info.run_name.count("-") >= 1  # e.g. "brave-owl-42"
+
+
+def test_run_records_parameters_and_metrics(client, training_run):
+    """Flattened parameters, per-epoch curves, final metrics and the skipped count."""
+    params = training_run.data.params
+    assert params["train_classifier.learning_rate"] == "0.003"
+    assert params["image.size"] == "64"
+    assert params["split_images.seed"] == "42"
+    metrics = training_run.data.metrics
+    assert metrics["test.accuracy"] >= 0.9
+    for name in ("test.precision_macro", "test.recall_macro", "test.f1_macro"):
+        assert 0 <= metrics[name] <= 1
+    assert metrics["skipped_images"] == 0
+    losses = client.get_metric_history(training_run.info.run_id, "training.loss")
+    val_losses = client.get_metric_history(
+        training_run.info.run_id, "training.val_loss"
+    )
+    assert len(losses) == len(val_losses) > 1
+    assert [m.step for m in losses] == list(range(len(losses)))
+
+
+def test_run_logs_reports_and_the_keras_file(client, training_run):
+    """Plots, the per-class report, the class names and the .keras model are artifacts."""
+    names = {a.path for a in client.list_artifacts(training_run.info.run_id)}
+    assert {
+        "confusion_matrix.png",
+        "training_curves.png",
+        "classification_report.json",
+        "classifier.keras",
+        "class_names.json",
+    } <= names
+
+
+def test_run_logs_and_registers_one_model(client, training_run):
+    """`kedro run` logs a KedroPipelineModel and registers it under the project's name."""
+    models = client.search_logged_models(
+        experiment_ids=[training_run.info.experiment_id]
+    )
+    assert len(models) == 1
+    assert models[0].source_run_id == training_run.info.run_id
+    versions = client.search_model_versions(f"name='{PACKAGE}'")
+    assert [(int(v.version), v.run_id) for v in versions] == [
+        (1, training_run.info.run_id)
+    ]
+
+
+def test_logged_model_signature_is_the_payload_and_takes_no_params(trained_project):
+    """One binary `image` column and no request parameters; an input example is logged."""
+    mlflow.set_tracking_uri(trained_project.tracking_uri)
+    info = mlflow.models.get_model_info(f"models:/{PACKAGE}/1")
+    assert info.signature.inputs.to_dict() == [
+        {"type": "binary", "name": "image", "required": True}
+    ]
+    assert info.signature.params is None
+    assert info.saved_input_example_info is not None
+
+
+def test_logged_model_pins_its_requirements(trained_project):
+    """Serving dependencies are explicit and pinned to the training environment."""
+    mlflow.set_tracking_uri(trained_project.tracking_uri)
+    folder = mlflow.artifacts.download_artifacts(f"models:/{PACKAGE}/1")
+    requirements = (Path(folder) / "requirements.txt").read_text().split()
+    pinned = {line.split("==")[0] for line in requirements}
+    expected = {"kedro", "kedro-datasets", "kedro-mlflow", "mlflow", "tensorflow"}
+    assert expected | {"keras", "pillow"} <= pinned
+    assert all("==" in line for line in requirements)
+
+
+PREDICT_ELSEWHERE = """
+import importlib.util, json, sys
+import mlflow, pandas as pd
+assert importlib.util.find_spec(sys.argv[2]) is None, "the project package is importable"
+model = mlflow.pyfunc.load_model(sys.argv[1])
+files = json.loads(sys.argv[3])
+payload = pd.DataFrame({"image": [open(f, "rb").read() for f in files]})
+print(model.predict(payload).to_json(orient="records"))
+"""
+
+
+def test_logged_model_predicts_from_another_directory(trained_project, tmp_path):
+    """The model loads and predicts where the project package cannot be imported."""
+    test_split = pd.read_csv(
+        trained_project.path / "data" / "05_model_input" / "test_split.csv"
+    )
+    raw = trained_project.path / "data" / "01_raw" / "images"
+    files = [str(raw / partition) for partition in test_split["partition"]]
+    result = run(
+        [
+            sys.executable,
+            "-c",
+            PREDICT_ELSEWHERE,
+            f"models:/{PACKAGE}/1",
+            PACKAGE,
+            json.dumps(files),
+        ],
+        cwd=tmp_path,
+        MLFLOW_TRACKING_URI=trained_project.tracking_uri,
+        PYTHONPATH="",
+    )
+    predictions = pd.DataFrame(json.loads(result.stdout.strip().splitlines()[-1]))
+    assert len(predictions) == len(files)
+    assert set(predictions["label"]) <= set(CLASSES)
+    assert predictions["confidence"].between(0, 1).all()
+    probabilities = predictions[[f"probability_{c}" for c in CLASSES]]
+    assert (probabilities.sum(axis=1) - 1).abs().max() < 1e-4
+    accuracy = (
+        predictions["label"].to_numpy() == test_split["label"].to_numpy()
+    ).mean()
+    assert accuracy >= 0.9
+
+
+@pytest.fixture
+def project_copy(trained_project, tmp_path) -> Path:
+    """A copy of the trained project, with its database, for runs that add to it."""
+    copy = tmp_path / "project"
+    shutil.copytree(trained_project.path, copy)
+    return copy
+
+
+def test_failed_run_is_marked_failed_and_registers_nothing(project_copy):
+    """A run on an image folder with a single class fails, is FAILED, registers nothing."""
+    images = project_copy / "data" / "01_raw" / "images"
+    for extra_class in ("square", "triangle"):
+        shutil.rmtree(images / extra_class)
+    result = kedro("run", cwd=project_copy, expect_success=False)
+    assert "Only one class folder ('circle')" in result.stdout + result.stderr
+
+    client = mlflow.MlflowClient(f"sqlite:///{project_copy / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(PACKAGE)
+    statuses = sorted(
+        r.info.status for r in client.search_runs([experiment.experiment_id])
+    )
+    assert statuses == ["FAILED", "FINISHED"]
+    assert [
+        int(v.version) for v in client.search_model_versions(f"name='{PACKAGE}'")
+    ] == [1]
+
+
+def test_interrupted_run_is_marked_killed_and_registers_nothing(project_copy):
+    """SIGTERM during training (how orchestrators stop jobs) leaves a KILLED run."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kedro", "run"],
+        cwd=project_copy,
+        env=command_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for line in process.stdout:
+            if line.startswith("Epoch 2/"):
+                break
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGTERM
+
+    client = mlflow.MlflowClient(f"sqlite:///{project_copy / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(PACKAGE)
+    statuses = sorted(
+        r.info.status for r in client.search_runs([experiment.experiment_id])
+    )
+    assert statuses == ["FINISHED", "KILLED"]
+    assert [
+        int(v.version) for v in client.search_model_versions(f"name='{PACKAGE}'")
+    ] == [1]

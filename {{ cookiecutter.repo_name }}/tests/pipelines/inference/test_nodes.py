@@ -1,0 +1,177 @@
+"""What the served model runs: payload checks, classification, the shared model."""
+
+from __future__ import annotations
+
+import copy
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from {{ cookiecutter.python_package }}.keras_model import (
+    KerasModelDataset,
+    SharedKerasModel,
+)
+from {{ cookiecutter.python_package }}.pipelines.inference.nodes import (
+    InvalidPayloadError,
+    classify,
+    preprocess_payload,
+)
+from {{ cookiecutter.python_package }}.pipelines.training.nodes import (
+    build_model,
+)
+
+CLASS_NAMES = ["cat", "dog", "fox"]
+
+
+def png_bytes(width: int = 20, height: int = 12) -> bytes:
+    """The bytes of a small PNG file."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 30, 60)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def limits(parameters: dict[str, Any]) -> dict[str, Any]:
+    """The project's preprocess_payload limits."""
+    return parameters["preprocess_payload"]
+
+
+@pytest.fixture(scope="module")
+def classifier(fast_parameters: dict[str, Any]) -> SharedKerasModel:
+    """A tiny untrained network of the project's architecture, three classes."""
+    image = fast_parameters["image"]
+    model = build_model(
+        len(CLASS_NAMES),
+        image["size"],
+        image["channels"],
+        fast_parameters["train_classifier"],
+    )
+    return SharedKerasModel(model)
+
+
+def test_preprocess_payload_makes_one_batch(
+    parameters: dict[str, Any], limits: dict[str, Any]
+) -> None:
+    """Every row's image bytes become one float32 image of the batch."""
+    payload = pd.DataFrame({"image": [png_bytes(), bytearray(png_bytes(8, 30))]})
+    batch = preprocess_payload(payload, parameters["image"], limits)
+    assert batch.shape == (2, 16, 16, 3)
+    assert batch.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (pd.DataFrame({"picture": [b"x"]}), "no 'image' column"),
+        (pd.DataFrame({"image": []}), "no rows"),
+        (
+            pd.DataFrame({"image": [png_bytes(), "aGVsbG8="]}),
+            "row 1: 'image' .* got str",
+        ),
+        (pd.DataFrame({"image": [None]}), "row 0: 'image' .* got NoneType"),
+        (
+            pd.DataFrame({"image": [png_bytes(), b"GIF89a, or not"]}),
+            "row 1: not a readable",
+        ),
+        (pd.DataFrame({"image": [b""]}), "row 0: not a readable image"),
+    ],
+    ids=["no-image-column", "no-rows", "string", "none", "not-an-image", "empty"],
+)
+def test_bad_payload_names_the_culprit(
+    parameters: dict[str, Any],
+    limits: dict[str, Any],
+    payload: pd.DataFrame,
+    message: str,
+) -> None:
+    """Each unusable request fails with one line naming the column or row."""
+    with pytest.raises(InvalidPayloadError, match=message) as error:
+        preprocess_payload(payload, parameters["image"], limits)
+    assert "\n" not in str(error.value)
+
+
+def test_payload_over_max_bytes_is_refused(
+    parameters: dict[str, Any], limits: dict[str, Any]
+) -> None:
+    """An encoded image larger than max_image_bytes is refused before decoding."""
+    image = png_bytes()
+    limits["max_image_bytes"] = len(image) - 1
+    payload = pd.DataFrame({"image": [image]})
+    with pytest.raises(
+        InvalidPayloadError, match=f"row 0: image of {len(image)} bytes"
+    ):
+        preprocess_payload(payload, parameters["image"], limits)
+
+
+def test_payload_over_max_pixels_is_refused(
+    parameters: dict[str, Any], limits: dict[str, Any]
+) -> None:
+    """An image of more than max_image_pixels is refused, its size in the message."""
+    limits["max_image_pixels"] = 100
+    payload = pd.DataFrame({"image": [png_bytes(8, 8), png_bytes(20, 12)]})
+    with pytest.raises(
+        InvalidPayloadError, match="row 1: .*20x12 pixels .* 100 pixels"
+    ):
+        preprocess_payload(payload, parameters["image"], limits)
+
+
+def test_decompression_bomb_payload_is_refused(
+    parameters: dict[str, Any], limits: dict[str, Any], decompression_bomb: bytes
+) -> None:
+    """A few kB that would decode to 400 Mpixels are refused, naming the row."""
+    payload = pd.DataFrame({"image": [decompression_bomb]})
+    with pytest.raises(InvalidPayloadError, match="row 0: .*400000000 pixels"):
+        preprocess_payload(payload, parameters["image"], limits)
+
+
+def test_default_pixel_limit_applies_before_decoding(
+    parameters: dict[str, Any], limits: dict[str, Any], large_png: bytes
+) -> None:
+    """64 Mpixels pass Pillow's bomb check but not the project's max_image_pixels."""
+    payload = pd.DataFrame({"image": [large_png]})
+    with pytest.raises(InvalidPayloadError, match="row 0: .*8000x8000 pixels"):
+        preprocess_payload(payload, parameters["image"], limits)
+
+
+def test_classify_returns_label_confidence_and_probabilities(
+    classifier: SharedKerasModel,
+) -> None:
+    """One row per image: the label, its confidence and each class's probability."""
+    batch = np.random.default_rng(0).random((4, 16, 16, 3), dtype=np.float32)
+    predictions = classify(batch, classifier, CLASS_NAMES)
+    probabilities = [f"probability_{name}" for name in CLASS_NAMES]
+    assert list(predictions.columns) == ["label", "confidence", *probabilities]
+    assert len(predictions) == len(batch)
+    assert predictions["label"].isin(CLASS_NAMES).all()
+    assert predictions["confidence"].between(0, 1).all()
+    np.testing.assert_allclose(predictions[probabilities].sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(
+        predictions["confidence"], predictions[probabilities].max(axis=1)
+    )
+    best = predictions[probabilities].to_numpy().argmax(axis=1)
+    assert predictions["label"].tolist() == [CLASS_NAMES[i] for i in best]
+
+
+def test_shared_model_is_not_copied(classifier: SharedKerasModel) -> None:
+    """Deep copies (kedro-mlflow copies its catalog per request) share the model."""
+    assert copy.deepcopy(classifier) is classifier
+    assert copy.deepcopy({"classifier": classifier})["classifier"] is classifier
+
+
+def test_keras_model_dataset_round_trip(
+    tmp_path: Path, classifier: SharedKerasModel
+) -> None:
+    """A model saved as a .keras file loads back shared, with the same predictions."""
+    dataset = KerasModelDataset(filepath=str(tmp_path / "classifier.keras"))
+    dataset.save(classifier.model)
+    assert (tmp_path / "classifier.keras").is_file()
+    loaded = dataset.load()
+    assert isinstance(loaded, SharedKerasModel)
+    batch = np.random.default_rng(1).random((3, 16, 16, 3), dtype=np.float32)
+    np.testing.assert_allclose(
+        loaded.predict_proba(batch), classifier.predict_proba(batch), rtol=1e-6
+    )
