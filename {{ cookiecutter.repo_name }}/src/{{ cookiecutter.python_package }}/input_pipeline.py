@@ -13,7 +13,7 @@ from {{ cookiecutter.python_package }}.preprocessing import preprocess
 ImageLoader = Callable[[], Image.Image]
 
 
-def image_batches(  # noqa: PLR0913
+def image_batches(
     loaders: Sequence[ImageLoader],
     labels: Sequence[int],
     size: int,

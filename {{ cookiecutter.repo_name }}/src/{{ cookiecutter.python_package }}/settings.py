@@ -28,7 +28,7 @@ CONFIG_LOADER_ARGS = {
     # artifacts sit at the project root whatever the working directory.
     "custom_resolvers": {
         "oc.env": oc.env,
-        "project_root": lambda: PROJECT_ROOT.as_posix(),
+        "project_root": PROJECT_ROOT.as_posix,
         "artifacts_beside": artifacts_beside,
     },
 }

@@ -18,7 +18,9 @@ class InvalidImageError(ValueError):
     """A raw file that cannot be used as a training image."""
 
 
-def _check_image(partition: str, load: Callable[[], Image.Image], max_pixels: int) -> None:
+def _check_image(
+    partition: str, load: Callable[[], Image.Image], max_pixels: int
+) -> None:
     """Load one image fully; raise InvalidImageError naming the file if it is unusable."""
     try:
         with warnings.catch_warnings():
@@ -26,7 +28,9 @@ def _check_image(partition: str, load: Callable[[], Image.Image], max_pixels: in
             image = load()
     except Exception as error:  # noqa: BLE001  any failure to decode makes it unusable
         reason = error.__cause__ or error  # Kedro wraps it in a multi-line DatasetError
-        raise InvalidImageError(f"'{partition}' is not a readable image: {reason}") from error
+        raise InvalidImageError(
+            f"'{partition}' is not a readable image: {reason}"
+        ) from error
     if image.width * image.height > max_pixels:
         raise InvalidImageError(
             f"'{partition}' has {image.width}x{image.height} pixels, over the "
@@ -65,7 +69,9 @@ def index_images(
     index = pd.DataFrame(rows, columns=["partition", "label"])
     _check_classes(index, seen_classes)
     if skipped:
-        logger.warning("Skipped %d unreadable files out of %d", skipped, len(raw_images))
+        logger.warning(
+            "Skipped %d unreadable files out of %d", skipped, len(raw_images)
+        )
     return index, float(skipped)
 
 

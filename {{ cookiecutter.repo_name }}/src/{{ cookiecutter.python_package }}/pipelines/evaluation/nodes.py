@@ -22,7 +22,7 @@ from {{ cookiecutter.python_package }}.keras_model import SharedKerasModel
 MetricHistory = dict[str, list[dict[str, float]]]
 
 
-def predict_test_images(  # noqa: PLR0913
+def predict_test_images(
     classifier: SharedKerasModel,
     raw_images: Mapping[str, Callable[[], Image.Image]],
     test_split: pd.DataFrame,
@@ -63,7 +63,9 @@ def compute_test_metrics(test_predictions: pd.DataFrame) -> MetricHistory:
         "recall_macro": recall,
         "f1_macro": f1,
     }
-    return {name: [{"value": float(value), "step": 0}] for name, value in metrics.items()}
+    return {
+        name: [{"value": float(value), "step": 0}] for name, value in metrics.items()
+    }
 
 
 def report_per_class(

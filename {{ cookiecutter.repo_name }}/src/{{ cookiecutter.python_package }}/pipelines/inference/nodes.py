@@ -54,7 +54,9 @@ def _preprocess_row(
         decoded = decode_image(bytes(data), params["max_image_pixels"])
         return preprocess(decoded, image["size"], image["channels"])
     except Exception as error:  # noqa: BLE001  Pillow raises many types for bad files
-        raise InvalidPayloadError(f"row {row}: not a readable image ({error})") from error
+        raise InvalidPayloadError(
+            f"row {row}: not a readable image ({error})"
+        ) from error
 
 
 def classify(

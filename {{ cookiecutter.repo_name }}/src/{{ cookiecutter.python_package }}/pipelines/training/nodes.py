@@ -29,8 +29,10 @@ def build_model(
     x = keras.layers.Flatten()(x)
     x = keras.layers.Dense(network["dense_units"], activation="relu")(x)
     x = keras.layers.Dropout(network["dropout"])(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name="image_classifier")
+    outputs = keras.layers.Dense(
+        num_classes, activation="softmax", name="probabilities"
+    )(x)
+    return keras.Model(inputs, outputs, name="classifier")
 
 
 def _augmentation(params: dict[str, Any]) -> keras.Sequential:
@@ -45,7 +47,7 @@ def _augmentation(params: dict[str, Any]) -> keras.Sequential:
     return keras.Sequential(layers, name="augmentation")
 
 
-def _batches(  # noqa: PLR0913
+def _batches(
     raw_images: Mapping[str, Callable[[], Image.Image]],
     split: pd.DataFrame,
     class_names: list[str],
@@ -65,7 +67,7 @@ def _batches(  # noqa: PLR0913
     )
 
 
-def train_classifier(  # noqa: PLR0913
+def train_classifier(
     raw_images: Mapping[str, Callable[[], Image.Image]],
     train_split: pd.DataFrame,
     validation_split: pd.DataFrame,
@@ -76,13 +78,18 @@ def train_classifier(  # noqa: PLR0913
     """Train with early stopping; return the best model and its per-epoch metrics."""
     keras.utils.set_random_seed(params["seed"])
     batch_size = params["batch_size"]
-    train = _batches(raw_images, train_split, class_names, image, batch_size, params["seed"])
+    train = _batches(
+        raw_images, train_split, class_names, image, batch_size, params["seed"]
+    )
     validation = _batches(raw_images, validation_split, class_names, image, batch_size)
 
     model = build_model(len(class_names), image["size"], image["channels"], params)
     model.compile(
         optimizer=keras.optimizers.get(
-            {"class_name": params["optimizer"], "config": {"learning_rate": params["learning_rate"]}}
+            {
+                "class_name": params["optimizer"],
+                "config": {"learning_rate": params["learning_rate"]},
+            }
         ),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
@@ -97,7 +104,10 @@ def train_classifier(  # noqa: PLR0913
         validation_data=validation,
         epochs=params["epochs"],
         callbacks=[early_stopping],
+        shuffle=False,  # the input pipeline shuffles
         verbose=2,
     )
-    epochs = {name: [float(v) for v in values] for name, values in history.history.items()}
+    epochs = {
+        name: [float(v) for v in values] for name, values in history.history.items()
+    }
     return model, epochs
