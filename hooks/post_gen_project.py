@@ -18,5 +18,5 @@ def remove_example_images(project: Path) -> None:
 
 if __name__ == "__main__":
     # cookiecutter renders this file with Jinja, then runs it in the generated project.
-    if "{{ cookiecutter.__example_data }}" != "True":
+    if "{{ cookiecutter.__example_data }}" != "True":  # noqa: PLR0133
         remove_example_images(Path.cwd())

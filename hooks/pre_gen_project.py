@@ -80,7 +80,7 @@ def main(answers: dict) -> int:
     prompts = yaml.safe_load(Path(answers["_repo_dir"], "prompts.yml").read_text())
     errors = answer_errors(answers, prompts)
     if errors:
-        print(f"ERROR: {errors[0]}", file=sys.stderr)
+        print(f"ERROR: {errors[0]}", file=sys.stderr)  # noqa: T201
         return 1
     return 0
 
