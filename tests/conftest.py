@@ -7,7 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import bake_ok, kedro
+from helpers import TEMPLATE, bake_ok, kedro
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Bake this repository's template wherever pytest is started from."""
+    config.option.template = str(TEMPLATE)
 
 
 @pytest.fixture(autouse=True)

@@ -103,9 +103,11 @@ def relative_files(folder: Path) -> list[str]:
     )
 
 
-# Jinja left unrendered. A lone "}}" is legitimate Python ({"a": {"b": 1}}) or
-# OmegaConf (${a:${b}}), so it counts only where the line's braces do not balance.
-_JINJA_OPENERS = ("{{", "{%", "%}", "{#")
+# Jinja left unrendered: any "{%", "%}" or "{#"; and "{{" or "}}" where they look
+# like Jinja ("{{ x", "x }}", "{{cookiecutter") or where the line's braces do not
+# balance. Balanced doubled braces without spaces are legitimate text: Python dicts
+# ({"a": {"b": 1}}), f-string escapes (f"{{'{key}': 1}}"), OmegaConf (${a:${b}}).
+_JINJA = re.compile(r"\{%|%\}|\{#|\{\{[\s-]|[\s-]\}\}|\{\{\s*cookiecutter")
 
 
 def unrendered_jinja(folder: Path) -> list[str]:
@@ -117,8 +119,9 @@ def unrendered_jinja(folder: Path) -> list[str]:
     ]
     for path in text_files(folder):
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            unbalanced = "}}" in line and line.count("{") != line.count("}")
-            if unbalanced or any(marker in line for marker in _JINJA_OPENERS):
+            doubled = "{{" in line or "}}" in line
+            unbalanced = doubled and line.count("{") != line.count("}")
+            if unbalanced or _JINJA.search(line):
                 found.append(f"{path.relative_to(folder)}:{number}: {line.strip()}")
     return found
 

@@ -35,6 +35,7 @@ conf/README.md
 conf/base/catalog.yml
 conf/base/mlflow.yml
 conf/base/parameters.yml
+conf/base/parameters_batch_inference.yml
 conf/base/parameters_data_processing.yml
 conf/base/parameters_evaluation.yml
 conf/base/parameters_inference.yml
@@ -42,6 +43,8 @@ conf/base/parameters_training.yml
 conf/local/.gitkeep
 conf/local/credentials.yml
 conf/logging.yml
+conf/logging_serving.yml
+data/01_raw/new_images/.gitkeep
 data/02_intermediate/.gitkeep
 data/03_primary/.gitkeep
 data/04_feature/.gitkeep
@@ -54,12 +57,16 @@ pyproject.toml
 requirements.txt
 src/image_classifier/__init__.py
 src/image_classifier/__main__.py
+src/image_classifier/cli.py
 src/image_classifier/hooks.py
 src/image_classifier/input_pipeline.py
 src/image_classifier/keras_model.py
 src/image_classifier/model_logging.py
 src/image_classifier/pipeline_registry.py
 src/image_classifier/pipelines/__init__.py
+src/image_classifier/pipelines/batch_inference/__init__.py
+src/image_classifier/pipelines/batch_inference/nodes.py
+src/image_classifier/pipelines/batch_inference/pipeline.py
 src/image_classifier/pipelines/data_processing/__init__.py
 src/image_classifier/pipelines/data_processing/nodes.py
 src/image_classifier/pipelines/data_processing/pipeline.py
@@ -73,16 +80,24 @@ src/image_classifier/pipelines/training/__init__.py
 src/image_classifier/pipelines/training/nodes.py
 src/image_classifier/pipelines/training/pipeline.py
 src/image_classifier/preprocessing.py
+src/image_classifier/serving.py
 src/image_classifier/settings.py
 tests/__init__.py
 tests/conftest.py
 tests/pipelines/__init__.py
+tests/pipelines/batch_inference/__init__.py
+tests/pipelines/batch_inference/test_nodes.py
 tests/pipelines/data_processing/__init__.py
 tests/pipelines/data_processing/test_nodes.py
 tests/pipelines/evaluation/__init__.py
+tests/pipelines/evaluation/test_nodes.py
 tests/pipelines/inference/__init__.py
+tests/pipelines/inference/test_nodes.py
 tests/pipelines/training/__init__.py
+tests/pipelines/training/test_nodes.py
+tests/test_pipeline.py
 tests/test_preprocessing.py
+tests/test_serving.py
 """.split()
 # class folder -> number of images per file extension
 EXAMPLE_IMAGES = {
@@ -155,7 +170,9 @@ def resolve_tracking_uri(project: Path, monkeypatch, environment: str | None) ->
 
 
 def test_default_project_has_exactly_the_expected_files(default_project):
-    files = [f for f in relative_files(default_project) if not f.startswith(IMAGES)]
+    files = [
+        f for f in relative_files(default_project) if not f.startswith(IMAGES + "/")
+    ]
     missing = sorted(set(DEFAULT_FILES) - set(files))
     unexpected = sorted(set(files) - set(DEFAULT_FILES))
     assert not missing and not unexpected, (
@@ -190,6 +207,25 @@ def test_no_template_file_is_git_ignored():
 
 def test_default_project_has_no_jinja_left(default_project):
     assert_rendered(default_project)
+
+
+def test_unrendered_jinja_tells_leftovers_from_legitimate_braces(tmp_path):
+    leftovers = [
+        "name = {{ cookiecutter.python_package }}",
+        "size: {{cookiecutter.image_size}}",
+        "{%- if cookiecutter.kedro_viz == 'yes' %}",
+        "{# a Jinja comment #}",
+        "kedro-viz>=12 }}",
+    ]
+    legitimate = [
+        'optimizer = {"class_name": name, "config": {"learning_rate": rate}}',
+        "artifact_location: ${artifacts_beside:${server.mlflow_tracking_uri}}",
+        "SEND = f\"send {{'{RECORDS}': [{{'{IMAGE_COLUMN}': '<base64>'}}]}}\"",
+    ]
+    (tmp_path / "file.py").write_text("\n".join(leftovers + legitimate) + "\n")
+    (tmp_path / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n\xff{{ x }}")
+    found = unrendered_jinja(tmp_path)
+    assert found == [f"file.py:{n}: {line}" for n, line in enumerate(leftovers, 1)]
 
 
 def test_default_project_has_local_credentials(default_project):
@@ -254,7 +290,7 @@ def test_example_data(cookies, default_project, answer, included):
 
     # The rest of the project does not depend on the answer.
     def others(folder: Path) -> list[str]:
-        return [f for f in relative_files(folder) if not f.startswith(IMAGES)]
+        return [f for f in relative_files(folder) if not f.startswith(IMAGES + "/")]
 
     assert others(project) == others(default_project)
     assert_rendered(project)

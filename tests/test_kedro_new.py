@@ -22,6 +22,7 @@ from helpers import (
     PROMPTS,
     TEMPLATE,
     answers_file,
+    bake_ok,
     cookiecutter_env,
     copy_template,
     git,
@@ -61,12 +62,19 @@ def assert_kedro_init_version(project: Path, version: str) -> None:
 
 
 @pytest.fixture
+def reference(cookies) -> Path:
+    """A default bake made within the test, next to the project the test makes: the
+    session's default_project could predate an edit of the template during the run."""
+    return bake_ok(cookies)
+
+
+@pytest.fixture
 def env(tmp_path) -> dict[str, str]:
     """Keep cookiecutter's clones and replay files inside the test's folder."""
     return cookiecutter_env(tmp_path)
 
 
-def test_kedro_new_with_config_file(tmp_path, env, default_project):
+def test_kedro_new_with_config_file(tmp_path, env, reference):
     out = tmp_path / "out"
     out.mkdir()
     config = answers_file(tmp_path / "answers.yml", output_dir=str(out))
@@ -75,8 +83,8 @@ def test_kedro_new_with_config_file(tmp_path, env, default_project):
     kedro("new", f"--starter={TEMPLATE}", "--config", str(config), cwd=tmp_path, **env)
 
     # The same project as a default bake; kedro new records its own Kedro version.
-    project = out / default_project.name
-    assert_same_project(project, default_project, but=("pyproject.toml",))
+    project = out / reference.name
+    assert_same_project(project, reference, but=("pyproject.toml",))
     assert_kedro_init_version(project, KEDRO_VERSION)
 
 
@@ -135,14 +143,14 @@ def test_kedro_new_with_name_asks_the_other_questions(tmp_path, env):
 
 
 def test_kedro_new_with_name_and_empty_lines_takes_the_defaults(
-    tmp_path, env, default_project
+    tmp_path, env, reference
 ):
     kedro(
         "new", f"--starter={TEMPLATE}", "--name", "Image Classifier",
         cwd=tmp_path, stdin="\n" * (len(PROMPTS) - 1), **env,
     )  # fmt: skip
-    project = tmp_path / default_project.name
-    assert_same_project(project, default_project, but=("pyproject.toml",))
+    project = tmp_path / reference.name
+    assert_same_project(project, reference, but=("pyproject.toml",))
 
 
 def test_kedro_new_with_name_and_no_stdin_aborts_and_writes_nothing(tmp_path, env):
@@ -164,7 +172,7 @@ def test_kedro_new_refuses_a_bad_typed_answer(tmp_path, env):
     assert not (tmp_path / "some-name").exists()
 
 
-def test_kedro_new_from_a_git_tag(tmp_path, env, default_project):
+def test_kedro_new_from_a_git_tag(tmp_path, env, reference):
     # A repository of the template's working tree, tagged v0.1, with a later commit
     # that --checkout v0.1 must not see.
     repository = git_repository(copy_template(tmp_path / "starter"))
@@ -183,12 +191,12 @@ def test_kedro_new_from_a_git_tag(tmp_path, env, default_project):
         "--config", str(config), cwd=tmp_path, **env,
     )  # fmt: skip
 
-    project = out / default_project.name
-    assert_same_project(project, default_project, but=("pyproject.toml",))
+    project = out / reference.name
+    assert_same_project(project, reference, but=("pyproject.toml",))
     assert_kedro_init_version(project, KEDRO_VERSION)
 
 
-def test_plain_cookiecutter_no_input(tmp_path, env, default_project):
+def test_plain_cookiecutter_no_input(tmp_path, env, reference):
     """Without kedro new, nobody passes kedro_version: cookiecutter.json's serves."""
     run(
         [
@@ -202,8 +210,8 @@ def test_plain_cookiecutter_no_input(tmp_path, env, default_project):
         **env,
     )
 
-    project = tmp_path / default_project.name
-    assert_same_project(project, default_project)
+    project = tmp_path / reference.name
+    assert_same_project(project, reference)
     assert_kedro_init_version(project, DEFAULT_ANSWERS["kedro_version"])
 
 

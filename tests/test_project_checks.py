@@ -1,7 +1,9 @@
 """A generated project passes its own checks, and its CLI errors say what is wrong.
 
 Commands run as a user runs them, in a copy of the default project where they would
-write (Kedro writes info.log, kedro-mlflow creates mlflow.db).
+write (Kedro writes info.log, kedro-mlflow creates mlflow.db). Every Kedro command
+imports TensorFlow (5-10 s) and pre-commit installs its hooks from PyPI on first use:
+those tests are marked slow; ruff is not.
 """
 
 from __future__ import annotations
@@ -11,11 +13,25 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import BIN, copy_template, git_repository, kedro, run
+from helpers import (
+    BIN,
+    TEMPLATE,
+    TEMPLATE_DIR_NAME,
+    copy_template,
+    git_repository,
+    kedro,
+    run,
+)
 
-PIPELINES = {"__default__", "data_processing", "training", "evaluation", "inference"}
-
-pytestmark = pytest.mark.slow
+# Every pipeline folder of the template is registered, and so is the default one.
+PIPELINE_FOLDERS = (
+    TEMPLATE / TEMPLATE_DIR_NAME / "src/{{ cookiecutter.python_package }}/pipelines"
+)
+PIPELINES = {"__default__"} | {
+    folder.name
+    for folder in PIPELINE_FOLDERS.iterdir()
+    if (folder / "pipeline.py").is_file()
+}
 
 
 @pytest.fixture(scope="module")
@@ -35,17 +51,21 @@ def test_ruff(default_project, command):
     run([str(BIN / "ruff"), *command], cwd=default_project)
 
 
+@pytest.mark.slow
 def test_kedro_info(project):
     result = kedro("info", cwd=project)
     assert "kedro_mlflow" in result.stdout
 
 
+@pytest.mark.slow
 def test_kedro_registry_list(project):
     result = kedro("registry", "list", cwd=project)
     listed = set(re.findall(r"^- (\S+)$", result.stdout, re.M))
+    assert {"data_processing", "training", "evaluation", "inference"} <= PIPELINES
     assert listed == PIPELINES
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(PIPELINES))
 def test_kedro_registry_describe(project, name):
     # Kedro >= 1.5 loads only the pipelines a command names (find_pipelines reads
@@ -54,6 +74,7 @@ def test_kedro_registry_describe(project, name):
     assert "Nodes:" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["describe-datasets", "resolve-patterns"])
 def test_kedro_catalog(project, command):
     result = kedro("catalog", command, cwd=project)
@@ -62,6 +83,7 @@ def test_kedro_catalog(project, command):
         assert PIPELINES <= described
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command",
     [
@@ -80,6 +102,7 @@ def test_cli_errors_name_the_culprit(project, command):
     assert "does_not_exist" in output
 
 
+@pytest.mark.slow
 def test_pre_commit_on_a_new_project(default_project, tmp_path):
     """`git init && git add -A && pre-commit run --all-files` in a fresh project.
     pre-commit installs its hook environments from PyPI once, into its own cache."""
@@ -90,6 +113,7 @@ def test_pre_commit_on_a_new_project(default_project, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_pre_commit_on_the_template_repository(tmp_path):
     """The template repository's own hooks pass on its working tree.
 

@@ -14,6 +14,9 @@ REGISTERED_MODEL_NAME = "{{ cookiecutter.python_package }}"
 def register_pipelines() -> dict[str, Pipeline]:
     """Register the project's pipelines; the default one trains and logs the model."""
     pipelines = find_pipelines(raise_errors=True)
+    if "__default__" not in pipelines:
+        # `kedro run --pipeline <name>`: Kedro 1.x loads only the pipelines asked for.
+        return pipelines
     training = (
         pipelines["data_processing"] + pipelines["training"] + pipelines["evaluation"]
     )

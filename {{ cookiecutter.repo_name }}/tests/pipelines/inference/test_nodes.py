@@ -19,6 +19,7 @@ from {{ cookiecutter.python_package }}.keras_model import (
 from {{ cookiecutter.python_package }}.pipelines.inference.nodes import (
     InvalidPayloadError,
     classify,
+    find_invalid_payload,
     preprocess_payload,
 )
 from {{ cookiecutter.python_package }}.pipelines.training.nodes import (
@@ -76,11 +77,23 @@ def test_preprocess_payload_makes_one_batch(
         (pd.DataFrame({"image": [None]}), "row 0: 'image' .* got NoneType"),
         (
             pd.DataFrame({"image": [png_bytes(), b"GIF89a, or not"]}),
-            "row 1: not a readable",
+            "row 1: not an image file",
         ),
-        (pd.DataFrame({"image": [b""]}), "row 0: not a readable image"),
+        (pd.DataFrame({"image": [b""]}), "row 0: not an image file"),
+        (
+            pd.DataFrame({"image": [png_bytes()[:-30]]}),
+            "row 0: unusable image",
+        ),
     ],
-    ids=["no-image-column", "no-rows", "string", "none", "not-an-image", "empty"],
+    ids=[
+        "no-image-column",
+        "no-rows",
+        "string",
+        "none",
+        "not-an-image",
+        "empty",
+        "truncated",
+    ],
 )
 def test_bad_payload_names_the_culprit(
     parameters: dict[str, Any],
@@ -92,6 +105,36 @@ def test_bad_payload_names_the_culprit(
     with pytest.raises(InvalidPayloadError, match=message) as error:
         preprocess_payload(payload, parameters["image"], limits)
     assert "\n" not in str(error.value)
+
+
+def test_bad_payload_message_does_not_repeat_the_bytes(
+    parameters: dict[str, Any], limits: dict[str, Any]
+) -> None:
+    """Not even Pillow's description of the buffer: the message is only the reason."""
+    payload = pd.DataFrame({"image": [b"SECRET-PAYLOAD-BYTES"]})
+    with pytest.raises(InvalidPayloadError) as error:
+        preprocess_payload(payload, parameters["image"], limits)
+    assert "SECRET" not in str(error.value)
+    assert "BytesIO" not in str(error.value)
+
+
+def test_find_invalid_payload_looks_behind_wrappers() -> None:
+    """The rejection is found as the error, its cause or its context, by class name."""
+    rejection = InvalidPayloadError("row 2: not an image file")
+    assert find_invalid_payload(rejection) is rejection
+    try:
+        try:
+            raise rejection
+        except InvalidPayloadError:
+            raise RuntimeError("the model failed")  # the rejection is its context
+    except RuntimeError as wrapper:
+        assert find_invalid_payload(wrapper) is rejection
+
+    # A model loaded from MLflow may bring its own copy of the exception class.
+    copied_class = type("InvalidPayloadError", (ValueError,), {})
+    assert find_invalid_payload(KeyError("x")) is None
+    copied = copied_class("row 0: too large")
+    assert find_invalid_payload(copied) is copied
 
 
 def test_payload_over_max_bytes_is_refused(

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from PIL import Image, UnidentifiedImageError
 
 from {{ cookiecutter.python_package }}.keras_model import SharedKerasModel
 from {{ cookiecutter.python_package }}.preprocessing import decode_image, preprocess
@@ -15,6 +16,22 @@ IMAGE_COLUMN = "image"
 
 class InvalidPayloadError(ValueError):
     """A request the model cannot score; the message names the culprit."""
+
+
+def find_invalid_payload(error: BaseException) -> BaseException | None:
+    """The ``InvalidPayloadError`` behind ``error`` (itself, its cause or context).
+
+    Matched by class name: a model loaded from MLflow may carry its own copy of this
+    module, whose exception class is not the one imported here.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if type(current).__name__ == InvalidPayloadError.__name__:
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def preprocess_payload(
@@ -50,13 +67,22 @@ def _preprocess_row(
             f"row {row}: image of {len(data)} bytes is over the limit of "
             f"{params['max_image_bytes']} bytes"
         )
+    max_pixels = params["max_image_pixels"]
     try:
-        decoded = decode_image(bytes(data), params["max_image_pixels"])
+        decoded = decode_image(bytes(data), max_pixels)
         return preprocess(decoded, image["size"], image["channels"])
-    except Exception as error:  # noqa: BLE001  Pillow raises many types for bad files
+    except UnidentifiedImageError as error:
         raise InvalidPayloadError(
-            f"row {row}: not a readable image ({error})"
+            f"row {row}: not an image file (Pillow reads PNG, JPEG, BMP, GIF, WebP "
+            "and more)"
         ) from error
+    except Image.DecompressionBombError as error:
+        raise InvalidPayloadError(
+            f"row {row}: image over the limit of {max_pixels} pixels ({error})"
+        ) from error
+    except Exception as error:  # noqa: BLE001  Pillow raises many types for bad files
+        # Also decode_image's own pixel limit, whose message gives the image's size.
+        raise InvalidPayloadError(f"row {row}: unusable image ({error})") from error
 
 
 def classify(

@@ -1,0 +1,117 @@
+"""Project commands, added to Kedro's: ``kedro serve`` runs the registered model.
+
+Kedro imports this module for every ``kedro`` command of the project, so the heavy
+imports (MLflow, the web server) wait until ``serve`` runs.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+from kedro.framework.cli.utils import env_option
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import ProjectMetadata, bootstrap_project
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5000
+
+
+@click.group(name="{{ cookiecutter.python_package }}")
+def cli() -> None:
+    """Commands of this project."""
+
+
+def registered_model_uri(
+    name: str, version: int | None = None, alias: str | None = None
+) -> str:
+    """``models:/<name>/<version>`` of a registered version: the chosen one or the latest.
+
+    Raises ``click.ClickException`` when there is no such version.
+    """
+    from mlflow import MlflowClient  # noqa: PLC0415  slow import, for `serve` only
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+
+    client = MlflowClient()
+    try:
+        if alias is not None:
+            version = int(client.get_model_version_by_alias(name, alias).version)
+        elif version is not None:
+            client.get_model_version(name, str(version))
+        else:
+            versions = client.search_model_versions(f"name='{name}'")
+            if not versions:
+                raise click.ClickException(
+                    f"No version of the model '{name}' is registered in "
+                    f"{client.tracking_uri}: train one with `kedro run`"
+                )
+            version = max(int(v.version) for v in versions)
+    except MlflowException as error:
+        if alias is not None:
+            wanted = f"the alias '{alias}'"
+        elif version is not None:
+            wanted = f"version {version}"
+        else:
+            wanted = "its versions"
+        raise click.ClickException(
+            f"Cannot find {wanted} of the model '{name}' in {client.tracking_uri}: "
+            f"{error.message}"
+        ) from error
+    return f"models:/{name}/{version}"
+
+
+@cli.command()
+@click.option(
+    "--version",
+    "model_version",
+    type=click.IntRange(min=1),
+    help="Registered version to serve. Default: the latest.",
+)
+@click.option("--alias", help="Serve the version that has this alias, e.g. champion.")
+@click.option(
+    "--host",
+    default=DEFAULT_HOST,
+    show_default=True,
+    help="Address to listen on; 0.0.0.0 opens the server to other machines.",
+)
+@click.option(
+    "--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535)
+)
+@env_option
+@click.pass_obj  # the project's metadata
+def serve(
+    metadata: ProjectMetadata,
+    model_version: int | None,
+    alias: str | None,
+    host: str,
+    port: int,
+    env: str | None,
+) -> None:
+    """Serve the registered model over HTTP with MLflow's scoring protocol.
+
+    POST {"dataframe_records": [{"image": "<base64 of an image file>"}]} to
+    http://HOST:PORT/invocations. Bad requests get a 4xx whose one-line message names
+    the field or row at fault. The tracking store is the one of conf/*/mlflow.yml.
+    """
+    if model_version is not None and alias is not None:
+        raise click.UsageError("Choose --version or --alias, not both.")
+    import mlflow  # noqa: PLC0415  slow imports, for `serve` only
+    import uvicorn  # noqa: PLC0415
+
+    from {{ cookiecutter.python_package }}.pipeline_registry import (  # noqa: PLC0415
+        REGISTERED_MODEL_NAME,
+    )
+    from {{ cookiecutter.python_package }}.serving import create_app  # noqa: PLC0415
+
+    bootstrap_project(metadata.project_path)
+    # kedro-mlflow's hook points MLflow at the project's tracking store and registry.
+    with KedroSession.create(project_path=metadata.project_path, env=env) as session:
+        session.load_context()
+    model_uri = registered_model_uri(REGISTERED_MODEL_NAME, model_version, alias)
+    click.echo(f"Loading {model_uri} from {mlflow.get_tracking_uri()}")
+    model = mlflow.pyfunc.load_model(model_uri)
+    # The model runs a Kedro pipeline per request: its INFO lines would cost more
+    # than the prediction. Errors are still logged.
+    logging.getLogger("kedro").setLevel(logging.ERROR)
+    click.echo(f"Serving {model_uri} at http://{host}:{port}/invocations")
+    uvicorn.run(create_app(model), host=host, port=port)

@@ -1,0 +1,212 @@
+"""The server of `kedro serve`: MLflow's scoring app with one-line 4xx errors.
+
+A stand-in model (the real payload checks, then dark or bright) is served over HTTP
+on a free loopback port, in a thread of the test process.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http import HTTPStatus
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+import uvicorn
+from mlflow.exceptions import MlflowException
+from mlflow.models import Model
+from PIL import Image
+
+from {{ cookiecutter.python_package }}.model_logging import model_signature
+from {{ cookiecutter.python_package }}.pipelines.inference.nodes import (
+    InvalidPayloadError,
+    preprocess_payload,
+)
+from {{ cookiecutter.python_package }}.serving import create_app, model_error_response
+
+MARKER = "PAYLOAD-MARKER"  # inside bad payloads; no response may repeat it
+
+
+class StandInModel:
+    """Stands for the logged model: its signature, its payload checks, two classes."""
+
+    def __init__(self, parameters: dict[str, Any]) -> None:
+        self.metadata = Model(signature=model_signature())
+        self.parameters = parameters
+
+    def predict(self, data: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+        batch = preprocess_payload(
+            data, self.parameters["image"], self.parameters["preprocess_payload"]
+        )
+        bright = batch.mean(axis=(1, 2, 3)) > 0.5  # noqa: PLR2004
+        return pd.DataFrame({"label": np.where(bright, "bright", "dark")})
+
+
+def image_bytes(image: Image.Image) -> bytes:
+    """The bytes of a PNG file of ``image``."""
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def image_base64(grey: int, size: tuple[int, int] = (10, 8)) -> str:
+    """A PNG file of one grey level, base64-encoded as JSON clients send it."""
+    return base64.b64encode(image_bytes(Image.new("L", size, grey))).decode()
+
+
+DARK, BRIGHT = image_base64(10), image_base64(240)
+NOISE_PIXELS = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+NOISE = base64.b64encode(image_bytes(Image.fromarray(NOISE_PIXELS))).decode()  # > 2 kB
+NOT_AN_IMAGE = base64.b64encode(MARKER.encode()).decode()
+
+
+@pytest.fixture(scope="module")
+def url(fast_parameters: dict[str, Any]) -> Iterator[str]:
+    """The /invocations URL of a server started for this module, stopped after it."""
+    parameters = {
+        "image": fast_parameters["image"],
+        "preprocess_payload": fast_parameters["preprocess_payload"]
+        | {"max_image_bytes": 2000, "max_image_pixels": 10_000},
+    }
+    app = create_app(StandInModel(parameters))
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "no server"
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}/invocations"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_records_and_split_get_one_prediction_per_image(url: str) -> None:
+    """Both base64 formats of MLflow decode to the same predictions, in order."""
+    records = {"dataframe_records": [{"image": DARK}, {"image": BRIGHT}]}
+    split = {"dataframe_split": {"columns": ["image"], "data": [[DARK], [BRIGHT]]}}
+    for body in (records, split):
+        response = requests.post(url, json=body, timeout=30)
+        assert response.status_code == HTTPStatus.OK, response.text
+        labels = [row["label"] for row in response.json()["predictions"]]
+        assert labels == ["dark", "bright"]
+
+
+def records(*images: Any) -> dict[str, Any]:
+    return {"dataframe_records": [{"image": image} for image in images]}
+
+
+BAD_REQUESTS = {
+    "not-json": ("{" + MARKER, "not valid JSON"),
+    "array": ([MARKER], "must be a JSON object"),
+    "no-format": ({"data": MARKER}, "got neither"),
+    "two-formats": (
+        records(DARK) | {"dataframe_split": MARKER},
+        "got dataframe_records and dataframe_split",
+    ),
+    "inputs": ({"inputs": {"image": [MARKER]}}, "'inputs' is not supported"),
+    "instances": ({"instances": [MARKER]}, "'instances' is not supported"),
+    "records-not-a-list": ({"dataframe_records": MARKER}, "must be an array"),
+    "row-not-an-object": ({"dataframe_records": [MARKER]}, "row 0 must be an object"),
+    "no-image-field": (
+        {"dataframe_records": [{"image": DARK}, {"picture": MARKER}]},
+        "row 1 has no 'image' field",
+    ),
+    "no-image-column": (
+        {"dataframe_split": {"columns": ["picture"], "data": [[MARKER]]}},
+        "has no 'image' column",
+    ),
+    "split-row-length": (
+        {"dataframe_split": {"columns": ["image"], "data": [[DARK, MARKER]]}},
+        "row 0 of 'dataframe_split.data'",
+    ),
+    "no-rows": ({"dataframe_records": []}, "no rows"),
+    "no-split-rows": (
+        {"dataframe_split": {"columns": ["image"], "data": []}},
+        "no rows",
+    ),
+    "null": (records(DARK, None), "row 1: 'image' must be a base64 string, got null"),
+    "number": (records(7), "row 0: 'image' must be a base64 string, got a number"),
+    "invalid-base64": (records(DARK, f"{MARKER}!!"), "row 1: 'image' is not valid"),
+    "url-safe-base64": (records("_-8="), "row 0: 'image' is not valid base64"),
+    "not-an-image": (records(DARK, NOT_AN_IMAGE), "row 1: not an image file"),
+    "over-bytes": (records(DARK, NOISE), "row 1: image of"),
+    "over-pixels": (records(BRIGHT, image_base64(0, (200, 51))), "200x51 pixels"),
+}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"), BAD_REQUESTS.values(), ids=BAD_REQUESTS.keys()
+)
+def test_bad_request_gets_400_naming_the_culprit(
+    url: str, body: Any, message: str
+) -> None:
+    """One line that names the field or row; neither the payload nor a stack trace."""
+    data = body if isinstance(body, str) else json.dumps(body)
+    response = requests.post(
+        url, data=data, headers={"Content-Type": "application/json"}, timeout=30
+    )
+    assert response.status_code == HTTPStatus.BAD_REQUEST, response.text
+    error = response.json()
+    assert set(error) == {"error_code", "message"}
+    assert message in error["message"]
+    assert "\n" not in error["message"]
+    assert MARKER not in response.text
+    assert NOT_AN_IMAGE not in response.text
+
+
+def test_other_content_types_get_415(url: str) -> None:
+    """CSV would reach the model undecoded: only JSON is accepted."""
+    response = requests.post(
+        url, data=f"image\n{MARKER}\n", headers={"Content-Type": "text/csv"}, timeout=30
+    )
+    assert response.status_code == HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+    assert "application/json" in response.json()["message"]
+    assert MARKER not in response.text
+
+
+def test_server_keeps_serving_after_bad_requests(url: str) -> None:
+    """Bad requests leave the server as it was."""
+    for body, _ in BAD_REQUESTS.values():
+        requests.post(url, json=body, timeout=30)
+    response = requests.post(url, json=records(BRIGHT), timeout=30)
+    assert response.json() == {"predictions": [{"label": "bright"}]}
+
+
+def response_of(error: Exception | None) -> tuple[int, str]:
+    response = model_error_response(error)
+    return response.status_code, json.loads(response.body)["message"]
+
+
+def test_model_rejection_message_is_passed_on() -> None:
+    """The model's own InvalidPayloadError, which names the row, is the message."""
+    status, message = response_of(InvalidPayloadError("row 3: not an image file"))
+    assert (status, message) == (HTTPStatus.BAD_REQUEST, "row 3: not an image file")
+
+
+def test_mlflow_refusal_is_400_without_its_message() -> None:
+    """MLflow's schema errors repeat the request: their text is not returned."""
+    for error in (MlflowException(f"Failed to predict data '{MARKER}'"), None):
+        status, message = response_of(error)
+        assert status == HTTPStatus.BAD_REQUEST
+        assert MARKER not in message
+        assert "dataframe_records" in message
+
+
+def test_model_failure_is_500_without_details(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A failing model is the server's fault: 500, and the details go to the log."""
+    status, message = response_of(RuntimeError(f"GPU lost {MARKER}"))
+    assert status == HTTPStatus.INTERNAL_SERVER_ERROR
+    assert MARKER not in message
+    assert MARKER in caplog.text
