@@ -325,10 +325,12 @@ def test_mlflow_models_serve_survives_bad_payloads_and_a_runner(
 
 
 def test_mlflow_decodes_base64_only_in_dataframe_formats(mlflow_server, test_images):
-    """With `inputs` the model receives the base64 text itself, as the README says."""
-    response = mlflow_server.post({"inputs": {"image": [test_images["base64"][0]]}})
+    """With `inputs` the model gets the base64 text, not the file, as the README says."""
+    good = test_images["base64"][0]
+    assert_predictions_are_sane(predictions_of(mlflow_server.post(records(good))), 1)
+    response = mlflow_server.post({"inputs": {"image": [good]}})
     assert response.status_code == 400
-    assert "'image' must hold encoded image bytes, got str" in response.text
+    assert "row 0: not an image file" in response.text
 
 
 # --- batch inference ------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -11,6 +12,8 @@ import tensorflow as tf
 from PIL import Image
 
 from {{ cookiecutter.python_package }}.input_pipeline import image_batches
+
+logger = logging.getLogger(__name__)
 
 
 def build_model(
@@ -67,6 +70,21 @@ def _batches(
     )
 
 
+def distribution_strategy(params: dict[str, Any]) -> tf.distribute.Strategy:
+    """The tf.distribute strategy named in the parameters."""
+    name = params["strategy"]
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy(devices=params["devices"])
+    if name == "multi_worker_mirrored":
+        return tf.distribute.MultiWorkerMirroredStrategy()  # workers from TF_CONFIG
+    raise ValueError(
+        f"train_classifier.distribution.strategy {name!r} is not one of "
+        "'default', 'mirrored', 'multi_worker_mirrored'"
+    )
+
+
 def train_classifier(
     raw_images: Mapping[str, Callable[[], Image.Image]],
     train_split: pd.DataFrame,
@@ -76,6 +94,9 @@ def train_classifier(
     params: dict[str, Any],
 ) -> tuple[keras.Model, dict[str, list[float]]]:
     """Train with early stopping; return the best model and its per-epoch metrics."""
+    # Created first: a multi-worker strategy must exist before any other TF operation.
+    strategy = distribution_strategy(params["distribution"])
+    logger.info("Training on %d replica(s)", strategy.num_replicas_in_sync)
     keras.utils.set_random_seed(params["seed"])
     batch_size = params["batch_size"]
     train = _batches(
@@ -83,17 +104,18 @@ def train_classifier(
     )
     validation = _batches(raw_images, validation_split, class_names, image, batch_size)
 
-    model = build_model(len(class_names), image["size"], image["channels"], params)
-    model.compile(
-        optimizer=keras.optimizers.get(
-            {
-                "class_name": params["optimizer"],
-                "config": {"learning_rate": params["learning_rate"]},
-            }
-        ),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    with strategy.scope():
+        model = build_model(len(class_names), image["size"], image["channels"], params)
+        model.compile(
+            optimizer=keras.optimizers.get(
+                {
+                    "class_name": params["optimizer"],
+                    "config": {"learning_rate": params["learning_rate"]},
+                }
+            ),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
     early_stopping = keras.callbacks.EarlyStopping(
         monitor=params["early_stopping"]["monitor"],
         patience=params["early_stopping"]["patience"],

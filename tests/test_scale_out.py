@@ -1,0 +1,119 @@
+"""Beyond one machine, by configuration alone: distributed training, a team's server."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from helpers import BIN, kedro, run, start_server, stop_server
+
+pytestmark = pytest.mark.slow
+
+PACKAGE = "trained_shapes"
+
+MIRRORED_RUN = """
+import sys
+from pathlib import Path
+
+import tensorflow as tf
+
+# Two logical CPU devices stand in for two GPUs; they must exist before TF starts.
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+
+project = Path(sys.argv[1])
+bootstrap_project(project)
+mirrored = {"strategy": "mirrored", "devices": ["/cpu:0", "/cpu:1"]}
+runtime_params = {"train_classifier": {"distribution": mirrored}}
+with KedroSession.create(project_path=project, runtime_params=runtime_params) as session:
+    session.run()
+"""
+
+
+@pytest.fixture
+def project_copy(trained_project, tmp_path) -> Path:
+    """A copy of the trained project, with its database, for runs that add to it."""
+    copy = tmp_path / "project"
+    shutil.copytree(trained_project.path, copy)
+    return copy
+
+
+def _accuracy(project: Path) -> float:
+    report = project / "data" / "08_reporting" / "classification_report.json"
+    return json.loads(report.read_text())["accuracy"]
+
+
+def test_mirrored_strategy_over_two_devices_reaches_the_default_quality(
+    trained_project, project_copy
+):
+    """MirroredStrategy on two logical CPUs trains as well as the default strategy."""
+    result = run([sys.executable, "-c", MIRRORED_RUN, str(project_copy)], cwd=project_copy)
+    assert "Training on 2 replica(s)" in result.stdout + result.stderr
+    assert _accuracy(project_copy) >= 0.9
+    assert _accuracy(project_copy) >= _accuracy(trained_project.path) - 0.05
+
+    client = mlflow.MlflowClient(f"sqlite:///{project_copy / 'mlflow.db'}")
+    latest = max(int(v.version) for v in client.search_model_versions(f"name='{PACKAGE}'"))
+    run_params = client.get_run(
+        client.get_model_version(PACKAGE, str(latest)).run_id
+    ).data.params
+    assert run_params["train_classifier.distribution.strategy"] == "mirrored"
+
+
+@pytest.fixture
+def tracking_server(tmp_path):
+    """A real `mlflow server` on 127.0.0.1: SQLite backend, artifacts served over HTTP."""
+    server = start_server(
+        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--workers", "1"]
+        + ["--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}"]
+        + ["--artifacts-destination", str(tmp_path / "server-artifacts")],
+        cwd=tmp_path,
+        log=tmp_path / "tracking-server.log",
+        ready_path="/health",
+    )
+    yield server.url
+    stop_server(server)
+
+
+def test_team_tracking_server_records_registers_and_serves(
+    project_copy, tracking_server, tmp_path
+):
+    """MLFLOW_TRACKING_URI alone sends runs, artifacts and models to a server."""
+    kedro("run", cwd=project_copy, MLFLOW_TRACKING_URI=tracking_server)
+
+    client = mlflow.MlflowClient(tracking_server)
+    experiment = client.get_experiment_by_name(PACKAGE)
+    (training_run,) = client.search_runs([experiment.experiment_id])
+    assert training_run.info.status == "FINISHED"
+    assert training_run.data.metrics["test.accuracy"] >= 0.9
+    artifacts = {a.path for a in client.list_artifacts(training_run.info.run_id)}
+    assert "confusion_matrix.png" in artifacts
+    assert experiment.artifact_location.startswith("mlflow-artifacts:")
+    (version,) = client.search_model_versions(f"name='{PACKAGE}'")
+    assert version.run_id == training_run.info.run_id
+
+    server = start_server(
+        [str(BIN / "mlflow"), "models", "serve", "--env-manager", "local"]
+        + ["-m", f"models:/{PACKAGE}/{version.version}", "--host", "127.0.0.1"],
+        cwd=tmp_path,
+        log=tmp_path / "scoring-server.log",
+        MLFLOW_TRACKING_URI=tracking_server,
+    )
+    try:
+        image = next((project_copy / "data/01_raw/images/square").glob("*.png"))
+        encoded = base64.b64encode(image.read_bytes()).decode()
+        response = server.post(
+            {"dataframe_split": {"columns": ["image"], "data": [[encoded]]}}
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["predictions"][0]["label"] == "square"
+    finally:
+        stop_server(server)
