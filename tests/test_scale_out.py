@@ -10,7 +10,9 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from helpers import BIN, kedro, run, start_server, stop_server
+import s3fs
+from helpers import BIN, kedro, run
+from serving_helpers import start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
@@ -55,13 +57,17 @@ def test_mirrored_strategy_over_two_devices_reaches_the_default_quality(
     trained_project, project_copy
 ):
     """MirroredStrategy on two logical CPUs trains as well as the default strategy."""
-    result = run([sys.executable, "-c", MIRRORED_RUN, str(project_copy)], cwd=project_copy)
+    result = run(
+        [sys.executable, "-c", MIRRORED_RUN, str(project_copy)], cwd=project_copy
+    )
     assert "Training on 2 replica(s)" in result.stdout + result.stderr
     assert _accuracy(project_copy) >= 0.9
     assert _accuracy(project_copy) >= _accuracy(trained_project.path) - 0.05
 
     client = mlflow.MlflowClient(f"sqlite:///{project_copy / 'mlflow.db'}")
-    latest = max(int(v.version) for v in client.search_model_versions(f"name='{PACKAGE}'"))
+    latest = max(
+        int(v.version) for v in client.search_model_versions(f"name='{PACKAGE}'")
+    )
     run_params = client.get_run(
         client.get_model_version(PACKAGE, str(latest)).run_id
     ).data.params
@@ -117,3 +123,72 @@ def test_team_tracking_server_records_registers_and_serves(
         assert response.json()["predictions"][0]["label"] == "square"
     finally:
         stop_server(server)
+
+
+S3_CATALOG = """
+raw_images:
+  type: partitions.PartitionedDataset
+  path: s3://shapes/images
+  credentials: shapes_bucket
+  dataset:
+    type: pillow.ImageDataset
+
+image_index:
+  type: pandas.CSVDataset
+  filepath: s3://shapes/intermediate/image_index.csv
+  credentials: shapes_bucket
+  load_args: {dtype: {label: str}, keep_default_na: false}
+
+"{split}_split":
+  type: pandas.CSVDataset
+  filepath: s3://shapes/model_input/{split}_split.csv
+  credentials: shapes_bucket
+  load_args: {dtype: {label: str}, keep_default_na: false}
+"""
+
+
+@pytest.fixture
+def s3_server(tmp_path):
+    """A local S3-compatible server (moto) on 127.0.0.1, with fake credentials."""
+    server = start_server(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1"],
+        cwd=tmp_path,
+        log=tmp_path / "moto.log",
+        ready_path="/",
+    )
+    yield server.url
+    stop_server(server)
+
+
+def test_images_in_object_storage_by_catalog_change(project_copy, s3_server):
+    """Raw images read from s3:// and outputs written back, with credentials in conf."""
+    credentials = {"key": "testing", "secret": "testing"}
+    bucket = s3fs.S3FileSystem(**credentials, client_kwargs={"endpoint_url": s3_server})
+    bucket.mkdir("shapes")
+    bucket.put(
+        str(project_copy / "data/01_raw/images"), "shapes/images", recursive=True
+    )
+    shutil.rmtree(project_copy / "data/01_raw/images")  # the run must read S3
+
+    environment = project_copy / "conf" / "s3"
+    environment.mkdir()
+    (environment / "catalog.yml").write_text(S3_CATALOG)
+    (environment / "credentials.yml").write_text(
+        "shapes_bucket:\n  key: testing\n  secret: testing\n"
+        f"  client_kwargs:\n    endpoint_url: {s3_server}\n"
+    )
+    kedro(
+        "run", "--env", "s3", "--params", "train_classifier.epochs=2", cwd=project_copy
+    )
+
+    splits = sorted(bucket.ls("shapes/model_input"))
+    assert [Path(p).name for p in splits] == [
+        "test_split.csv",
+        "train_split.csv",
+        "validation_split.csv",
+    ]
+    with bucket.open("shapes/intermediate/image_index.csv") as index:
+        assert sum(1 for _ in index) == 450 + 1  # every image, and the header
+    client = mlflow.MlflowClient(f"sqlite:///{project_copy / 'mlflow.db'}")
+    versions = client.search_model_versions(f"name='{PACKAGE}'")
+    assert sorted(int(v.version) for v in versions) == [1, 2]
