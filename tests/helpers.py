@@ -171,10 +171,14 @@ def git(*args: str, cwd: Path, **kwargs) -> subprocess.CompletedProcess[str]:
     return run(["git", *args], cwd=cwd, **GIT_IDENTITY, **kwargs)
 
 
-def git_repository(folder: Path) -> Path:
-    """``git init && git add -A`` in ``folder``, as a user does with a new project."""
+def git_repository(folder: Path, *, force: bool = False) -> Path:
+    """``git init && git add -A`` in ``folder``, as a user does with a new project.
+
+    ``force`` also adds files that .gitignore matches: for a copy of the template
+    repository, whose tracked files include some its template's .gitignore excludes.
+    """
     git("init", "--quiet", "--initial-branch=main", cwd=folder)
-    git("add", "--all", cwd=folder)
+    git("add", "--all", *(["--force"] if force else []), cwd=folder)
     return folder
 
 

@@ -175,7 +175,7 @@ def test_kedro_new_refuses_a_bad_typed_answer(tmp_path, env):
 def test_kedro_new_from_a_git_tag(tmp_path, env, reference):
     # A repository of the template's working tree, tagged v0.1, with a later commit
     # that --checkout v0.1 must not see.
-    repository = git_repository(copy_template(tmp_path / "starter"))
+    repository = git_repository(copy_template(tmp_path / "starter"), force=True)
     git("commit", "--quiet", "--message", "Starter", cwd=repository)
     git("tag", "v0.1", cwd=repository)
     later = repository / "{{ cookiecutter.repo_name }}" / "AFTER_THE_TAG.md"

@@ -121,7 +121,7 @@ def test_pre_commit_on_the_template_repository(tmp_path):
     a `git clone` would check only the last commit, missing the edits under test,
     and running in place could let a hook rewrite the working tree.
     """
-    repository = git_repository(copy_template(tmp_path / "starter"))
+    repository = git_repository(copy_template(tmp_path / "starter"), force=True)
     run(
         [str(BIN / "pre-commit"), "run", "--all-files", "--show-diff-on-failure"],
         cwd=repository,

@@ -10,25 +10,20 @@ from __future__ import annotations
 import base64
 import functools
 import io
-import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 import requests
-from helpers import BIN, command_env, kedro
+from helpers import BIN, kedro, run
 from PIL import Image
+from serving_helpers import Server, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
@@ -37,64 +32,6 @@ CLASSES = ["circle", "square", "triangle"]
 PROBABILITIES = [f"probability_{name}" for name in CLASSES]
 MARKER = "PAYLOAD-MARKER"  # inside bad payloads; no response may repeat it
 MAX_IMAGE_BYTES = 10_000_000  # conf/base/parameters_inference.yml
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@dataclass
-class Server:
-    """A scoring server started by a test: its address, process and log file."""
-
-    url: str
-    process: subprocess.Popen
-    log: Path
-
-    def post(self, body: object, **kwargs) -> requests.Response:
-        return requests.post(f"{self.url}/invocations", json=body, timeout=60, **kwargs)
-
-    def is_up(self) -> bool:
-        return requests.get(f"{self.url}/ping", timeout=10).status_code == 200
-
-
-def start_server(args: list[str], cwd: Path, log: Path, **env: str) -> Server:
-    """Start a server in its own process group and wait until /ping answers."""
-    port = free_port()
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [*args, "--port", str(port)],
-            cwd=cwd,
-            env=command_env(**env),
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Server(f"http://127.0.0.1:{port}", process, log)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if server.is_up():
-                return server
-        except requests.ConnectionError:
-            time.sleep(0.25)
-    stop_server(server)
-    pytest.fail(f"`{' '.join(args)}` did not start:\n{log.read_text()[-6000:]}")
-
-
-def stop_server(server: Server) -> None:
-    """SIGTERM to the server's process group, SIGKILL if it lingers."""
-    try:
-        os.killpg(server.process.pid, signal.SIGTERM)
-        server.process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.process.pid, signal.SIGKILL)
-        server.process.wait(timeout=20)
-    except ProcessLookupError:
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +108,7 @@ def assert_predictions_are_sane(predictions: pd.DataFrame, count: int) -> None:
 
 
 def test_kedro_serve_classifies_real_image_files(kedro_server, test_images):
-    """The test split, as base64 PNG and JPEG files: known classes, both formats."""
+    """The test split's PNG and JPEG files: known classes, in every supported format."""
     images = test_images["base64"].tolist()
     by_records = predictions_of(kedro_server.post(records(*images)))
     assert_predictions_are_sane(by_records, len(images))
@@ -181,6 +118,19 @@ def test_kedro_serve_classifies_real_image_files(kedro_server, test_images):
     pd.testing.assert_frame_equal(by_split, by_records)
     one = predictions_of(kedro_server.post(records(images[0])))
     pd.testing.assert_frame_equal(one, by_records.iloc[:1], rtol=1e-4)
+    table = io.BytesIO()  # Parquet: the files' bytes themselves, no base64
+    pd.DataFrame({"image": [p.read_bytes() for p in test_images["path"]]}).to_parquet(
+        table
+    )
+    by_parquet = predictions_of(
+        requests.post(
+            f"{kedro_server.url}/invocations",
+            data=table.getvalue(),
+            headers={"Content-Type": "application/vnd.apache.parquet"},
+            timeout=60,
+        )
+    )
+    pd.testing.assert_frame_equal(by_parquet, by_records)
 
 
 def test_kedro_serve_ignores_a_runner_sent_by_a_client(kedro_server, test_images):
@@ -331,6 +281,47 @@ def test_mlflow_decodes_base64_only_in_dataframe_formats(mlflow_server, test_ima
     response = mlflow_server.post({"inputs": {"image": [good]}})
     assert response.status_code == 400
     assert "row 0: not an image file" in response.text
+
+
+# --- a serving container's contents, without Docker ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def container_server(trained_project, tmp_path_factory) -> Iterator[Server]:
+    """What the README's container would run, minus Docker (there is no engine here):
+    `mlflow models generate-dockerfile`'s model folder, served by
+    `python -m <package>.serving` with the package from the model's code/ folder."""
+    folder = tmp_path_factory.mktemp("container")
+    run(
+        [str(BIN / "mlflow"), "models", "generate-dockerfile"]
+        + ["-m", f"models:/{PACKAGE}/1", "-d", str(folder / "build")],
+        cwd=folder,
+        MLFLOW_TRACKING_URI=trained_project.tracking_uri,
+    )
+    assert "COPY model_dir /opt/ml/model" in (folder / "build/Dockerfile").read_text()
+    model = folder / "build/model_dir"
+    assert (model / "code" / PACKAGE / "serving.py").is_file()
+    server = start_server(
+        [sys.executable, "-m", f"{PACKAGE}.serving", str(model), "--host", "127.0.0.1"],
+        cwd=folder,
+        log=folder / "server.log",
+        PYTHONPATH=str(model / "code"),
+    )
+    yield server
+    stop_server(server)
+
+
+def test_container_server_keeps_the_error_contract(container_server, test_images):
+    """What a container would run: the same predictions and the same one-line errors."""
+    good = test_images["base64"][0]
+    assert_predictions_are_sane(predictions_of(container_server.post(records(good))), 1)
+    body, message = bad_payloads(good)["one-bad-row"]
+    response = container_server.post(body)
+    assert response.status_code == 400
+    error = response.json()
+    assert error["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert error["message"].startswith(message)
+    assert good not in response.text
 
 
 # --- batch inference ------------------------------------------------------------------

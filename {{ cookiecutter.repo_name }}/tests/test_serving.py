@@ -75,19 +75,22 @@ def url(fast_parameters: dict[str, Any]) -> Iterator[str]:
         "preprocess_payload": fast_parameters["preprocess_payload"]
         | {"max_image_bytes": 2000, "max_image_pixels": 10_000},
     }
-    app = create_app(StandInModel(parameters))
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "no server"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}/invocations"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with pytest.MonkeyPatch.context() as patch:
+        # MLflow's app marks the process as a server; unmark it after this module.
+        patch.setenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "true")
+        app = create_app(StandInModel(parameters))
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "no server"
+            time.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}/invocations"
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def test_records_and_split_get_one_prediction_per_image(url: str) -> None:
@@ -164,8 +167,48 @@ def test_bad_request_gets_400_naming_the_culprit(
     assert NOT_AN_IMAGE not in response.text
 
 
+def post_parquet(url: str, table: pd.DataFrame | bytes) -> requests.Response:
+    """POST a Parquet table (or bytes that claim to be one)."""
+    if isinstance(table, pd.DataFrame):
+        buffer = io.BytesIO()
+        table.to_parquet(buffer)
+        table = buffer.getvalue()
+    headers = {"Content-Type": "application/vnd.apache.parquet"}
+    return requests.post(url, data=table, headers=headers, timeout=30)
+
+
+def test_parquet_carries_the_files_bytes_without_base64(url: str) -> None:
+    """MLflow reads Parquet natively: the same predictions, a third fewer bytes."""
+    images = [base64.b64decode(DARK), base64.b64decode(BRIGHT)]
+    response = post_parquet(url, pd.DataFrame({"image": images}))
+    assert response.status_code == HTTPStatus.OK, response.text
+    assert [row["label"] for row in response.json()["predictions"]] == [
+        "dark",
+        "bright",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (pd.DataFrame({"picture": [MARKER.encode()]}), "no 'image' column"),
+        (pd.DataFrame({"image": []}), "no rows"),
+        (MARKER.encode(), "not a Parquet file"),
+        (pd.DataFrame({"image": [MARKER.encode()]}), "row 0: not an image file"),
+    ],
+    ids=["no-image-column", "no-rows", "not-parquet", "not-an-image"],
+)
+def test_bad_parquet_gets_400_naming_the_culprit(
+    url: str, table: pd.DataFrame | bytes, message: str
+) -> None:
+    response = post_parquet(url, table)
+    assert response.status_code == HTTPStatus.BAD_REQUEST, response.text
+    assert message in response.json()["message"]
+    assert MARKER not in response.text
+
+
 def test_other_content_types_get_415(url: str) -> None:
-    """CSV would reach the model undecoded: only JSON is accepted."""
+    """CSV would reach the model undecoded: only JSON and Parquet are accepted."""
     response = requests.post(
         url, data=f"image\n{MARKER}\n", headers={"Content-Type": "text/csv"}, timeout=30
     )

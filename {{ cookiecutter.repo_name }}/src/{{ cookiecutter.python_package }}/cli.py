@@ -6,14 +6,12 @@ imports (MLflow, the web server) wait until ``serve`` runs.
 
 from __future__ import annotations
 
-import logging
-
 import click
 from kedro.framework.cli.utils import env_option
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import ProjectMetadata, bootstrap_project
 
-DEFAULT_HOST = "127.0.0.1"
+DEFAULT_HOST = "127.0.0.1"  # as in serving.py, which is too slow to import here
 DEFAULT_PORT = 5000
 
 
@@ -96,22 +94,16 @@ def serve(
     if model_version is not None and alias is not None:
         raise click.UsageError("Choose --version or --alias, not both.")
     import mlflow  # noqa: PLC0415  slow imports, for `serve` only
-    import uvicorn  # noqa: PLC0415
 
     from {{ cookiecutter.python_package }}.pipeline_registry import (  # noqa: PLC0415
         REGISTERED_MODEL_NAME,
     )
-    from {{ cookiecutter.python_package }}.serving import create_app  # noqa: PLC0415
+    from {{ cookiecutter.python_package }}.serving import serve_model  # noqa: PLC0415
 
     bootstrap_project(metadata.project_path)
     # kedro-mlflow's hook points MLflow at the project's tracking store and registry.
     with KedroSession.create(project_path=metadata.project_path, env=env) as session:
         session.load_context()
     model_uri = registered_model_uri(REGISTERED_MODEL_NAME, model_version, alias)
-    click.echo(f"Loading {model_uri} from {mlflow.get_tracking_uri()}")
-    model = mlflow.pyfunc.load_model(model_uri)
-    # The model runs a Kedro pipeline per request: its INFO lines would cost more
-    # than the prediction. Errors are still logged.
-    logging.getLogger("kedro").setLevel(logging.ERROR)
-    click.echo(f"Serving {model_uri} at http://{host}:{port}/invocations")
-    uvicorn.run(create_app(model), host=host, port=port)
+    click.echo(f"Serving {model_uri} of {mlflow.get_tracking_uri()}")
+    serve_model(model_uri, host, port)

@@ -6,21 +6,30 @@ server stack trace, and a schema error repeats the whole request, so ``/invocati
 is wrapped: each request is checked first, and a rejected one gets
 ``{"error_code": ..., "message": ...}`` with one line that names the field or row at
 fault and never repeats the payload.
+
+Inside the project, run ``kedro serve``. Where there is only the logged model (its
+``code/`` folder holds this package), run
+``PYTHONPATH=<model>/code python -m {{ cookiecutter.python_package }}.serving <model URI or folder>``.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import binascii
+import io
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
+import pandas as pd
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from mlflow.exceptions import MlflowException
-from mlflow.pyfunc import PyFuncModel, scoring_server
+from mlflow.pyfunc import PyFuncModel, load_model, scoring_server
 
 from {{ cookiecutter.python_package }}.pipelines.inference.nodes import (
     IMAGE_COLUMN,
@@ -29,7 +38,11 @@ from {{ cookiecutter.python_package }}.pipelines.inference.nodes import (
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5000
 INVOCATIONS = "/invocations"
+JSON = scoring_server.CONTENT_TYPE_JSON
+PARQUET = scoring_server.CONTENT_TYPE_PARQUET
 RECORDS = "dataframe_records"
 SPLIT = "dataframe_split"
 # MLflow's other JSON inputs reach the model without base64 decoding.
@@ -104,6 +117,20 @@ def _check_base64(row: int, value: Any) -> None:
         ) from None
 
 
+def _check_parquet(body: bytes) -> None:
+    """A Parquet table needs no base64: its ``image`` column holds the files' bytes."""
+    try:
+        table = pd.read_parquet(io.BytesIO(body))
+    except Exception:  # noqa: BLE001  pyarrow raises many types for a bad file
+        raise RequestError("the body is not a Parquet file") from None
+    if IMAGE_COLUMN not in table.columns:
+        raise RequestError(
+            f"the Parquet table has no '{IMAGE_COLUMN}' column of image file bytes"
+        )
+    if table.empty:
+        raise RequestError("the request has no rows: send at least one image")
+
+
 def check_request(body: bytes, content_type: str | None) -> None:
     """Refuse, with one line naming the culprit, a request the model cannot decode.
 
@@ -111,9 +138,14 @@ def check_request(body: bytes, content_type: str | None) -> None:
     and within its size limits (they are logged with it).
     """
     mime = (content_type or "").split(";")[0].strip().lower()
-    if mime != "application/json":
+    if mime == PARQUET:
+        _check_parquet(body)
+        return
+    if mime != JSON:
         raise RequestError(
-            "send JSON with the header 'Content-Type: application/json'", status=415
+            f"send JSON ('Content-Type: {JSON}') or a Parquet table of image file "
+            f"bytes ('Content-Type: {PARQUET}')",
+            status=415,
         )
     try:
         request = json.loads(body)
@@ -230,3 +262,28 @@ def create_app(model: PyFuncModel) -> FastAPI:
         )
 
     return app
+
+
+def serve_model(
+    model_uri: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
+) -> None:
+    """Load the model at ``model_uri`` and serve it until interrupted."""
+    model = load_model(model_uri)
+    # The model runs a Kedro pipeline per request: Kedro's INFO lines would cost more
+    # than the prediction. Errors, such as why an image was refused, are still logged.
+    logging.getLogger("kedro").setLevel(logging.ERROR)
+    uvicorn.run(create_app(model), host=host, port=port)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m {{ cookiecutter.python_package }}.serving MODEL [--host H] [--port P]``."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("model_uri", help="models:/<name>/<version>, or a folder")
+    parser.add_argument("--host", default=DEFAULT_HOST)
+    parser.add_argument("--port", default=DEFAULT_PORT, type=int)
+    arguments = parser.parse_args(argv)
+    serve_model(arguments.model_uri, arguments.host, arguments.port)
+
+
+if __name__ == "__main__":
+    main()
