@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import TEMPLATE, bake_ok, kedro
+from helpers import TEMPLATE, TRAINED_PACKAGE, bake_ok, kedro, project_tracking_uri
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -37,12 +38,19 @@ class TrainedProject:
 
     @property
     def tracking_uri(self) -> str:
-        return f"sqlite:///{self.path / 'mlflow.db'}"
+        return project_tracking_uri(self.path)
 
 
 @pytest.fixture(scope="session")
 def trained_project(cookies_session) -> TrainedProject:
     """A default project after one `kedro run`: the one training run tests share."""
     path = bake_ok(cookies_session, project_name="Trained Shapes")
+    assert path.name.replace("-", "_") == TRAINED_PACKAGE
     result = kedro("run", cwd=path)
     return TrainedProject(path=path, output=result.stdout + result.stderr)
+
+
+@pytest.fixture
+def project_copy(trained_project, tmp_path) -> Path:
+    """A copy of the trained project, with its database, for runs that add to it."""
+    return Path(shutil.copytree(trained_project.path, tmp_path / "project"))

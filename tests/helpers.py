@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mlflow
 import pytest
 import yaml
 
@@ -202,3 +203,25 @@ def copy_template(destination: Path) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
     return destination
+
+
+TRAINED_PACKAGE = "trained_shapes"  # the package of the `trained_project` fixture
+EXAMPLE_CLASSES = ["circle", "square", "triangle"]
+
+
+def project_tracking_uri(project: Path) -> str:
+    """The URI of a project's default tracking store: its SQLite database."""
+    return f"sqlite:///{project / 'mlflow.db'}"
+
+
+def run_statuses(client: mlflow.MlflowClient, experiment_name: str) -> list[str]:
+    """The sorted statuses of every run of an experiment."""
+    experiment = client.get_experiment_by_name(experiment_name)
+    return sorted(r.info.status for r in client.search_runs([experiment.experiment_id]))
+
+
+def registered_versions(client: mlflow.MlflowClient, name: str) -> list[int]:
+    """The sorted version numbers registered under ``name``."""
+    return sorted(
+        int(v.version) for v in client.search_model_versions(f"name='{name}'")
+    )

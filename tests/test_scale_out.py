@@ -11,12 +11,12 @@ from pathlib import Path
 import mlflow
 import pytest
 import s3fs
-from helpers import BIN, kedro, run
+from helpers import BIN, kedro, project_tracking_uri, registered_versions, run
+from helpers import TRAINED_PACKAGE as PACKAGE
 from serving_helpers import start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
-PACKAGE = "trained_shapes"
 
 MIRRORED_RUN = """
 import sys
@@ -40,14 +40,6 @@ with KedroSession.create(project_path=project, runtime_params=runtime_params) as
 """
 
 
-@pytest.fixture
-def project_copy(trained_project, tmp_path) -> Path:
-    """A copy of the trained project, with its database, for runs that add to it."""
-    copy = tmp_path / "project"
-    shutil.copytree(trained_project.path, copy)
-    return copy
-
-
 def _accuracy(project: Path) -> float:
     report = project / "data" / "08_reporting" / "classification_report.json"
     return json.loads(report.read_text())["accuracy"]
@@ -64,10 +56,8 @@ def test_mirrored_strategy_over_two_devices_reaches_the_default_quality(
     assert _accuracy(project_copy) >= 0.9
     assert _accuracy(project_copy) >= _accuracy(trained_project.path) - 0.05
 
-    client = mlflow.MlflowClient(f"sqlite:///{project_copy / 'mlflow.db'}")
-    latest = max(
-        int(v.version) for v in client.search_model_versions(f"name='{PACKAGE}'")
-    )
+    client = mlflow.MlflowClient(project_tracking_uri(project_copy))
+    latest = registered_versions(client, PACKAGE)[-1]
     run_params = client.get_run(
         client.get_model_version(PACKAGE, str(latest)).run_id
     ).data.params
@@ -189,6 +179,5 @@ def test_images_in_object_storage_by_catalog_change(project_copy, s3_server):
     ]
     with bucket.open("shapes/intermediate/image_index.csv") as index:
         assert sum(1 for _ in index) == 450 + 1  # every image, and the header
-    client = mlflow.MlflowClient(f"sqlite:///{project_copy / 'mlflow.db'}")
-    versions = client.search_model_versions(f"name='{PACKAGE}'")
-    assert sorted(int(v.version) for v in versions) == [1, 2]
+    client = mlflow.MlflowClient(project_tracking_uri(project_copy))
+    assert registered_versions(client, PACKAGE) == [1, 2]

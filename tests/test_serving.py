@@ -21,14 +21,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
-from helpers import BIN, kedro, run
+from helpers import BIN, kedro, project_tracking_uri, run, run_statuses
+from helpers import EXAMPLE_CLASSES as CLASSES
+from helpers import TRAINED_PACKAGE as PACKAGE
 from PIL import Image
 from serving_helpers import Server, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
-PACKAGE = "trained_shapes"
-CLASSES = ["circle", "square", "triangle"]
 PROBABILITIES = [f"probability_{name}" for name in CLASSES]
 MARKER = "PAYLOAD-MARKER"  # inside bad payloads; no response may repeat it
 MAX_IMAGE_BYTES = 10_000_000  # conf/base/parameters_inference.yml
@@ -328,10 +328,10 @@ def test_container_server_keeps_the_error_contract(container_server, test_images
 
 
 def test_batch_inference_writes_one_row_per_file(
-    trained_project, tmp_path, kedro_server, test_images
+    project_copy, kedro_server, test_images
 ):
     """`kedro run --pipeline batch_inference` on a folder: the server's predictions."""
-    batch_project = shutil.copytree(trained_project.path, tmp_path / "project")
+    batch_project = project_copy
     folder = batch_project / "data/01_raw/new_images"
     sample = test_images.iloc[:12]
     names = []
@@ -374,6 +374,5 @@ def test_batch_inference_writes_one_row_per_file(
     assert accuracy >= 0.75
 
     # Scoring new images opens no MLflow run: the experiment keeps its training run.
-    client = mlflow.MlflowClient(f"sqlite:///{batch_project / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name(PACKAGE)
-    assert len(client.search_runs([experiment.experiment_id])) == 1
+    client = mlflow.MlflowClient(project_tracking_uri(batch_project))
+    assert run_statuses(client, PACKAGE) == ["FINISHED"]

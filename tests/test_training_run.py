@@ -12,13 +12,19 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-from helpers import command_env, kedro, run
+from helpers import EXAMPLE_CLASSES as CLASSES
+from helpers import TRAINED_PACKAGE as PACKAGE
+from helpers import (
+    command_env,
+    kedro,
+    project_tracking_uri,
+    registered_versions,
+    run,
+    run_statuses,
+)
 from PIL import Image
 
 pytestmark = pytest.mark.slow
-
-PACKAGE = "trained_shapes"
-CLASSES = ["circle", "square", "triangle"]
 
 
 @pytest.fixture(scope="module")
@@ -166,14 +172,6 @@ def test_logged_model_predicts_from_another_directory(trained_project, tmp_path)
     assert accuracy >= 0.9
 
 
-@pytest.fixture
-def project_copy(trained_project, tmp_path) -> Path:
-    """A copy of the trained project, with its database, for runs that add to it."""
-    copy = tmp_path / "project"
-    shutil.copytree(trained_project.path, copy)
-    return copy
-
-
 def test_failed_run_is_marked_failed_and_registers_nothing(project_copy):
     """A run on an image folder with a single class fails, is FAILED, registers nothing."""
     images = project_copy / "data" / "01_raw" / "images"
@@ -182,15 +180,9 @@ def test_failed_run_is_marked_failed_and_registers_nothing(project_copy):
     result = kedro("run", cwd=project_copy, expect_success=False)
     assert "Only one class folder ('circle')" in result.stdout + result.stderr
 
-    client = mlflow.MlflowClient(f"sqlite:///{project_copy / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name(PACKAGE)
-    statuses = sorted(
-        r.info.status for r in client.search_runs([experiment.experiment_id])
-    )
-    assert statuses == ["FAILED", "FINISHED"]
-    assert [
-        int(v.version) for v in client.search_model_versions(f"name='{PACKAGE}'")
-    ] == [1]
+    client = mlflow.MlflowClient(project_tracking_uri(project_copy))
+    assert run_statuses(client, PACKAGE) == ["FAILED", "FINISHED"]
+    assert registered_versions(client, PACKAGE) == [1]
 
 
 def test_interrupted_run_is_marked_killed_and_registers_nothing(project_copy):
@@ -213,12 +205,6 @@ def test_interrupted_run_is_marked_killed_and_registers_nothing(project_copy):
         process.kill()
     assert process.returncode == 128 + signal.SIGTERM
 
-    client = mlflow.MlflowClient(f"sqlite:///{project_copy / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name(PACKAGE)
-    statuses = sorted(
-        r.info.status for r in client.search_runs([experiment.experiment_id])
-    )
-    assert statuses == ["FINISHED", "KILLED"]
-    assert [
-        int(v.version) for v in client.search_model_versions(f"name='{PACKAGE}'")
-    ] == [1]
+    client = mlflow.MlflowClient(project_tracking_uri(project_copy))
+    assert run_statuses(client, PACKAGE) == ["FINISHED", "KILLED"]
+    assert registered_versions(client, PACKAGE) == [1]
