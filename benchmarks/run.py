@@ -1,6 +1,6 @@
 """Benchmarks: a project generated from this starter against what a user writes by hand.
 
-    python benchmarks/run.py            # the default size (about 15 minutes on 2 cores)
+    python benchmarks/run.py            # the default size (6 to 8 minutes on 2 cores)
     python benchmarks/run.py --tiny     # every step on a tiny size (CI; about 2 minutes)
 
 Uses the Python environment it runs in (kedro, mlflow, tensorflow installed; no package
@@ -76,38 +76,42 @@ DEFAULTS = {
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
-    add("--tiny", action="store_true", help="tiny sizes (CI): " + json.dumps(TINY))
-    add("--images", type=int, help=f"images in the data folder ({DEFAULTS['images']})")
-    add("--pixels", type=int, help=f"side of the image files ({DEFAULTS['pixels']})")
-    add("--image-size", type=int, help="the project's image_size answer (64)")
-    add("--repeats", type=int, help="alternate rounds per comparison (3)")
-    add("--epochs", type=int, help="epochs of comparison 2, no early stop (5)")
-    add(
-        "--first-run-epochs",
-        type=int,
-        help="epochs of the first `kedro run` (6); default: the project's parameters",
-    )
-    add(
-        "--accuracy-epochs",
-        type=int,
-        help="epochs of comparison 7; default: the project's parameters",
-    )
-    add("--memory-epochs", type=int, help="epochs of the memory runs (5) (1)")
-    add("--requests", type=int, help="requests per served setting (4) (96)")
-    add("--calls", type=int, help="calls per round of in-process predict (3) (20)")
+
+    def sized(option: str, what: str) -> None:
+        """An option whose default depends on --tiny."""
+        key = option.removeprefix("--").replace("-", "_")
+        shown = {
+            mode: "the project's parameters" if value is None else value
+            for mode, value in (("default", DEFAULTS[key]), ("--tiny", TINY[key]))
+        }
+        add(
+            option,
+            type=int,
+            help=f"{what} (default: {shown['default']}; --tiny: {shown['--tiny']})",
+        )
+
+    add("--tiny", action="store_true", help="tiny sizes, for CI (about 2 minutes)")
+    sized("--images", "images in the data folder, in 3 classes")
+    sized("--pixels", "side in pixels of the image files")
+    sized("--image-size", "the project's image_size answer (side the network sees)")
+    sized("--repeats", "rounds of each comparison, both sides alternately")
+    sized("--epochs", "epochs of comparison 2, early stopping off")
+    sized("--first-run-epochs", "epochs of the first `kedro run` (6)")
+    sized("--accuracy-epochs", "epochs of comparison 7")
+    sized("--memory-epochs", "epochs of the runs of comparison 5")
+    sized("--requests", "requests per served setting (4)")
+    sized("--calls", "calls per round of in-process predict (3)")
     add(
         "--only",
         type=lambda text: sorted({int(n) for n in text.split(",")}),
         default=list(ALL),
-        help="comma-separated comparisons to run (6, the setup, always runs)",
+        help="comma-separated comparisons to run, e.g. 1,3 (6 is the setup: it "
+        "always runs)",
     )
-    add("--workdir", type=Path, help="keep everything here (default: a temp folder)")
-    add("--json", type=Path, help="also write the results to this JSON file")
+    add("--workdir", type=Path, help="keep every file here (default: a temp folder)")
+    add("--json", type=Path, help="also write every measurement to this JSON file")
     add(
         "--report",
         type=Path,

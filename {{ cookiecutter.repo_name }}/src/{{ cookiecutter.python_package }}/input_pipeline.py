@@ -21,14 +21,20 @@ def image_batches(
     batch_size: int,
     shuffle_seed: int | None = None,
 ) -> tf.data.Dataset:
-    """Batches of (image, label): load and preprocess in parallel, batch, prefetch."""
+    """Batches of (images, labels): read and preprocess a batch at a time, prefetched.
 
-    def load(index: np.int64) -> np.ndarray:
-        return preprocess(loaders[index](), size, channels)
+    One Python call per batch rather than per image: tf.data runs several batches in
+    parallel threads, and Pillow releases the GIL while it decodes and resizes.
+    """
 
-    def load_tensor(index: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        image = tf.numpy_function(load, [index], tf.float32, stateful=False)
-        return tf.ensure_shape(image, (size, size, channels)), label
+    def load(indices: np.ndarray) -> np.ndarray:
+        return np.stack([preprocess(loaders[i](), size, channels) for i in indices])
+
+    def load_tensor(
+        indices: tf.Tensor, batch_labels: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        images = tf.numpy_function(load, [indices], tf.float32, stateful=False)
+        return tf.ensure_shape(images, (None, size, size, channels)), batch_labels
 
     examples = tf.data.Dataset.from_tensor_slices(
         (np.arange(len(loaders)), np.asarray(labels, dtype=np.int32))
@@ -37,7 +43,7 @@ def image_batches(
         # Only indices are shuffled, so the buffer holds no images.
         examples = examples.shuffle(len(loaders), seed=shuffle_seed)
     return (
-        examples.map(load_tensor, num_parallel_calls=tf.data.AUTOTUNE)
-        .batch(batch_size)
+        examples.batch(batch_size)
+        .map(load_tensor, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )

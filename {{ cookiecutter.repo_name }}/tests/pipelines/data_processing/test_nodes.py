@@ -225,13 +225,29 @@ def test_single_class_is_an_error(
         index_images(load_partitions(folder), index_params)
 
 
-def test_file_outside_class_folders_is_an_error(
+def test_file_outside_class_folders_is_skipped_with_a_warning(
+    good_folder: Path,
+    load_partitions: PartitionLoader,
+    index_params: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A file directly in the images folder (a .DS_Store, say) has no class: skipped."""
+    (good_folder / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    index, skipped = index_images(load_partitions(good_folder), index_params)
+    assert skipped == 1
+    assert ".DS_Store" not in set(index["partition"])
+    assert "'.DS_Store' is not inside a class folder" in caplog.text
+
+
+def test_file_outside_class_folders_fails_the_run_when_asked(
     good_folder: Path, load_partitions: PartitionLoader, index_params: dict[str, Any]
 ) -> None:
-    """An image directly in the images folder has no class: the error names it."""
+    """With on_invalid_image: fail, a loose file stops the run, named."""
     Image.new("RGB", (8, 8)).save(good_folder / "loose.png")
     with pytest.raises(InvalidImageError, match="'loose.png' is not inside a class"):
-        index_images(load_partitions(good_folder), index_params)
+        index_images(
+            load_partitions(good_folder), {**index_params, "on_invalid_image": "fail"}
+        )
 
 
 def test_list_class_names_is_sorted_and_unique() -> None:

@@ -50,13 +50,13 @@ def index_images(
     rows, skipped, seen_classes = [], 0, set()
     for partition in sorted(raw_images):
         label, _, file_name = partition.partition("/")
-        if not file_name:
-            raise InvalidImageError(
-                f"'{partition}' is not inside a class folder: put images in "
-                "<images folder>/<class name>/<file>"
-            )
-        seen_classes.add(label)
         try:
+            if not file_name:  # e.g. a .DS_Store beside the class folders
+                raise InvalidImageError(
+                    f"'{partition}' is not inside a class folder "
+                    "(<images folder>/<class name>/<file>)"
+                )
+            seen_classes.add(label)
             _check_image(partition, raw_images[partition], params["max_pixels"])
         except InvalidImageError as error:
             if params["on_invalid_image"] == "fail":

@@ -89,13 +89,14 @@ def classify(
     batch: np.ndarray, classifier: SharedKerasModel, class_names: list[str]
 ) -> pd.DataFrame:
     """One row per image: the label, its confidence and every class's probability."""
-    probabilities = classifier.predict_proba(batch)
-    predictions = pd.DataFrame(
+    probabilities = classifier.predict_proba(batch).astype(float)
+    return pd.DataFrame(
         {
             "label": np.asarray(class_names)[probabilities.argmax(axis=1)],
-            "confidence": probabilities.max(axis=1).astype(float),
+            "confidence": probabilities.max(axis=1),
+            **{
+                f"probability_{name}": probabilities[:, index]
+                for index, name in enumerate(class_names)
+            },
         }
     )
-    for index, name in enumerate(class_names):
-        predictions[f"probability_{name}"] = probabilities[:, index].astype(float)
-    return predictions
