@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import keyword
+import os
 import re
 import sys
 from pathlib import Path
@@ -75,9 +76,22 @@ def answer_errors(answers: dict, prompts: dict) -> list[str]:
     return errors
 
 
+def prompts_file(repo_dir: str) -> Path:
+    """The template's prompts.yml.
+
+    cookiecutter passes the template folder as it was given (``cookiecutter .``), and
+    runs this hook from the new project's folder: a relative folder is relative to
+    where the command was started, which the shell records in PWD.
+    """
+    folder = Path(repo_dir)
+    if not folder.is_absolute():
+        folder = Path(os.environ.get("PWD", os.getcwd())) / folder
+    return folder / "prompts.yml"
+
+
 def main(answers: dict) -> int:
     """Print the first invalid answer to stderr and return the exit status."""
-    prompts = yaml.safe_load(Path(answers["_repo_dir"], "prompts.yml").read_text())
+    prompts = yaml.safe_load(prompts_file(answers["_repo_dir"]).read_text())
     errors = answer_errors(answers, prompts)
     if errors:
         print(f"ERROR: {errors[0]}", file=sys.stderr)  # noqa: T201

@@ -215,6 +215,17 @@ def test_plain_cookiecutter_no_input(tmp_path, env, reference):
     assert_kedro_init_version(project, DEFAULT_ANSWERS["kedro_version"])
 
 
+def test_cookiecutter_with_a_relative_template_path(tmp_path, env, reference):
+    """`cookiecutter . --no-input` from the checkout, as a shell runs it (PWD set)."""
+    run(
+        [str(BIN / "cookiecutter"), ".", "--no-input", "--output-dir", str(tmp_path)],
+        cwd=TEMPLATE,
+        PWD=str(TEMPLATE),
+        **env,
+    )
+    assert_same_project(tmp_path / reference.name, reference)
+
+
 @pytest.mark.parametrize(
     ("answer", "line"),
     [
