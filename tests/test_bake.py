@@ -96,6 +96,7 @@ tests/pipelines/inference/test_nodes.py
 tests/pipelines/training/__init__.py
 tests/pipelines/training/test_nodes.py
 tests/test_cli.py
+tests/test_input_pipeline.py
 tests/test_pipeline.py
 tests/test_preprocessing.py
 tests/test_serving.py

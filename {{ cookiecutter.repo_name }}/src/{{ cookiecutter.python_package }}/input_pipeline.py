@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -20,21 +21,32 @@ def image_batches(
     channels: int,
     batch_size: int,
     shuffle_seed: int | None = None,
+    cache_file: Path | None = None,
 ) -> tf.data.Dataset:
     """Batches of (images, labels): read and preprocess a batch at a time, prefetched.
 
     One Python call per batch rather than per image: tf.data runs several batches in
-    parallel threads, and Pillow releases the GIL while it decodes and resizes.
+    parallel threads, and Pillow releases the GIL while it decodes and resizes. With
+    ``cache_file``, every image is preprocessed once into that file, and each epoch
+    reads the arrays back from disk instead of decoding the files again.
     """
+    shape = (size, size, channels)
+    if cache_file is None:
 
-    def load(indices: np.ndarray) -> np.ndarray:
-        return np.stack([preprocess(loaders[i](), size, channels) for i in indices])
+        def load(indices: np.ndarray) -> np.ndarray:
+            return np.stack([preprocess(loaders[i](), size, channels) for i in indices])
+
+    else:
+        _write_cache(loaders, size, channels, cache_file)
+
+        def load(indices: np.ndarray) -> np.ndarray:
+            return _read_cache(cache_file, indices, shape)
 
     def load_tensor(
         indices: tf.Tensor, batch_labels: tf.Tensor
     ) -> tuple[tf.Tensor, tf.Tensor]:
         images = tf.numpy_function(load, [indices], tf.float32, stateful=False)
-        return tf.ensure_shape(images, (None, size, size, channels)), batch_labels
+        return tf.ensure_shape(images, (None, *shape)), batch_labels
 
     examples = tf.data.Dataset.from_tensor_slices(
         (np.arange(len(loaders)), np.asarray(labels, dtype=np.int32))
@@ -47,3 +59,26 @@ def image_batches(
         .map(load_tensor, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )
+
+
+def _write_cache(
+    loaders: Sequence[ImageLoader], size: int, channels: int, cache_file: Path
+) -> None:
+    """Preprocess every image once, in order, into ``cache_file`` (float32 arrays)."""
+    batches = image_batches(loaders, np.zeros(len(loaders)), size, channels, 64)
+    with cache_file.open("wb") as cache:
+        for images, _ in batches.as_numpy_iterator():
+            cache.write(images.tobytes())
+
+
+def _read_cache(
+    cache_file: Path, indices: np.ndarray, shape: tuple[int, ...]
+) -> np.ndarray:
+    """The preprocessed images at ``indices`` of ``cache_file``."""
+    item_bytes = int(np.prod(shape)) * 4
+    with cache_file.open("rb") as cache:
+        arrays = []
+        for index in indices:
+            cache.seek(int(index) * item_bytes)
+            arrays.append(np.frombuffer(cache.read(item_bytes), dtype=np.float32))
+    return np.stack(arrays).reshape(-1, *shape)

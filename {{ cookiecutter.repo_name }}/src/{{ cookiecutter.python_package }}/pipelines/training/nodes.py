@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import tempfile
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -57,6 +60,7 @@ def _batches(
     image: dict[str, int],
     batch_size: int,
     shuffle_seed: int | None = None,
+    cache_file: Path | None = None,
 ) -> tf.data.Dataset:
     """Stream the images of one split with their class indices."""
     class_index = {name: i for i, name in enumerate(class_names)}
@@ -67,7 +71,24 @@ def _batches(
         channels=image["channels"],
         batch_size=batch_size,
         shuffle_seed=shuffle_seed,
+        cache_file=cache_file,
     )
+
+
+def _cache_folder(
+    image_count: int, image: dict[str, int], max_megabytes: float
+) -> tempfile.TemporaryDirectory | contextlib.nullcontext:
+    """A temporary folder for preprocessed images if they fit in ``max_megabytes``."""
+    megabytes = image_count * image["size"] ** 2 * image["channels"] * 4 / 1e6
+    if megabytes > max_megabytes:
+        logger.info(
+            "Decoding images every epoch: caching them would take %.0f MB, over "
+            "cache_max_megabytes (%s)",
+            megabytes,
+            max_megabytes,
+        )
+        return contextlib.nullcontext()
+    return tempfile.TemporaryDirectory(prefix="image-cache-")
 
 
 def distribution_strategy(params: dict[str, Any]) -> tf.distribute.Strategy:
@@ -98,12 +119,6 @@ def train_classifier(
     strategy = distribution_strategy(params["distribution"])
     logger.info("Training on %d replica(s)", strategy.num_replicas_in_sync)
     keras.utils.set_random_seed(params["seed"])
-    batch_size = params["batch_size"]
-    train = _batches(
-        raw_images, train_split, class_names, image, batch_size, params["seed"]
-    )
-    validation = _batches(raw_images, validation_split, class_names, image, batch_size)
-
     with strategy.scope():
         model = build_model(len(class_names), image["size"], image["channels"], params)
         model.compile(
@@ -121,14 +136,33 @@ def train_classifier(
         patience=params["early_stopping"]["patience"],
         restore_best_weights=True,
     )
-    history = model.fit(
-        train,
-        validation_data=validation,
-        epochs=params["epochs"],
-        callbacks=[early_stopping],
-        shuffle=False,  # the input pipeline shuffles
-        verbose=2,
-    )
+    image_count = len(train_split) + len(validation_split)
+    with _cache_folder(image_count, image, params["cache_max_megabytes"]) as cache:
+        train = _batches(
+            raw_images,
+            train_split,
+            class_names,
+            image,
+            params["batch_size"],
+            shuffle_seed=params["seed"],
+            cache_file=Path(cache, "train.f32") if cache else None,
+        )
+        validation = _batches(
+            raw_images,
+            validation_split,
+            class_names,
+            image,
+            params["batch_size"],
+            cache_file=Path(cache, "validation.f32") if cache else None,
+        )
+        history = model.fit(
+            train,
+            validation_data=validation,
+            epochs=params["epochs"],
+            callbacks=[early_stopping],
+            shuffle=False,  # the input pipeline shuffles
+            verbose=2,
+        )
     epochs = {
         name: [float(v) for v in values] for name, values in history.history.items()
     }

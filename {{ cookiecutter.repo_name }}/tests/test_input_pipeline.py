@@ -1,0 +1,56 @@
+"""The streaming training input: batches, shuffling and the on-disk cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from {{ cookiecutter.python_package }}.input_pipeline import (
+    image_batches,
+)
+
+
+def _all_batches(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Every image and label of a dataset, in the order it yields them."""
+    images, labels = zip(*dataset.as_numpy_iterator(), strict=True)
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def test_cached_batches_are_the_decoded_batches(
+    tmp_path: Path, make_image_folder, load_partitions
+) -> None:
+    """Reading preprocessed arrays back from the cache changes no value and no order."""
+    folder = make_image_folder(tmp_path / "images", {"a": 7, "b": 6})
+    partitions = load_partitions(folder)
+    loaders = [partitions[name] for name in sorted(partitions)]
+    labels = list(range(len(loaders)))
+    arguments = {"size": 20, "channels": 3, "batch_size": 4, "shuffle_seed": 7}
+
+    decoded = image_batches(loaders, labels, **arguments)
+    cached = image_batches(
+        loaders, labels, **arguments, cache_file=tmp_path / "cache.f32"
+    )
+    for _ in range(2):  # two epochs: the same reshuffled order on both sides
+        decoded_images, decoded_labels = _all_batches(decoded)
+        cached_images, cached_labels = _all_batches(cached)
+        np.testing.assert_array_equal(cached_labels, decoded_labels)
+        np.testing.assert_array_equal(cached_images, decoded_images)
+    assert (tmp_path / "cache.f32").stat().st_size == len(loaders) * 20 * 20 * 3 * 4
+
+
+def test_every_image_comes_once_per_epoch(
+    tmp_path: Path, make_image_folder, load_partitions
+) -> None:
+    """Shuffled batches hold each image exactly once, the last batch partial."""
+    folder = make_image_folder(tmp_path / "images", {"a": 5, "b": 4})
+    partitions = load_partitions(folder)
+    loaders = [partitions[name] for name in sorted(partitions)]
+    batches = image_batches(
+        loaders, list(range(9)), size=16, channels=1, batch_size=4, shuffle_seed=1
+    )
+    sizes = [len(labels) for _, labels in batches.as_numpy_iterator()]
+    _, labels = _all_batches(batches)
+    assert sizes == [4, 4, 1]
+    assert sorted(labels) == list(range(9))
