@@ -17,6 +17,7 @@ from helpers import (
     BIN,
     TEMPLATE,
     TEMPLATE_DIR_NAME,
+    bake_ok,
     copy_template,
     git_repository,
     kedro,
@@ -49,6 +50,19 @@ def project(default_project, tmp_path_factory) -> Path:
 )
 def test_ruff(default_project, command):
     run([str(BIN / "ruff"), *command], cwd=default_project)
+
+
+LONG_NAME = "Leaf Disease Detection For Tropical Greenhouse Crops Pipeline"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["check", "--no-cache", "."], ["format", "--check", "--no-cache", "."]],
+    ids=["ruff-check", "ruff-format"],
+)
+def test_ruff_with_a_long_package_name(cookies, command):
+    """Imports of a 60-character package name still pass the project's own ruff."""
+    run([str(BIN / "ruff"), *command], cwd=bake_ok(cookies, project_name=LONG_NAME))
 
 
 @pytest.mark.slow

@@ -57,7 +57,7 @@ def fast_parameters(project_parameters: dict[str, Any]) -> dict[str, Any]:
     training = parameters["train_classifier"]
     training.update(batch_size=8, epochs=2)
     training["network"].update(conv_filters=[4], dense_units=8)
-    parameters["evaluate_classifier"]["batch_size"] = 8
+    parameters["predict_test_images"]["batch_size"] = 8
     return parameters
 
 

@@ -9,7 +9,9 @@ import click
 import mlflow
 import pytest
 
-from {{ cookiecutter.python_package }}.cli import registered_model_uri
+from {{ cookiecutter.python_package }}.cli import (
+    registered_model_uri,
+)
 
 NAME = "shapes"
 
@@ -42,7 +44,7 @@ def test_chosen_version_or_alias(registry: mlflow.MlflowClient) -> None:
     [
         (NAME, 9, None, "Cannot find version 9 of the model 'shapes'"),
         (NAME, None, "staging", "Cannot find the alias 'staging' of the model"),
-        ("other", None, None, "No version of the model 'other' is registered"),
+        ("other", None, None, "No ready version of the model 'other' is registered"),
     ],
     ids=["no-such-version", "no-such-alias", "nothing-registered"],
 )

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http import HTTPStatus
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -24,12 +25,17 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 from PIL import Image
 
-from {{ cookiecutter.python_package }}.model_logging import model_signature
+from {{ cookiecutter.python_package }}.model_logging import (
+    model_signature,
+)
 from {{ cookiecutter.python_package }}.pipelines.inference.nodes import (
     InvalidPayloadError,
     preprocess_payload,
 )
-from {{ cookiecutter.python_package }}.serving import create_app, model_error_response
+from {{ cookiecutter.python_package }}.serving import (
+    create_app,
+    model_error_response,
+)
 
 MARKER = "PAYLOAD-MARKER"  # inside bad payloads; no response may repeat it
 
@@ -62,6 +68,7 @@ def image_base64(grey: int, size: tuple[int, int] = (10, 8)) -> str:
 
 
 DARK, BRIGHT = image_base64(10), image_base64(240)
+MAX_REQUEST_BYTES = 200_000
 NOISE_PIXELS = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
 NOISE = base64.b64encode(image_bytes(Image.fromarray(NOISE_PIXELS))).decode()  # > 2 kB
 NOT_AN_IMAGE = base64.b64encode(MARKER.encode()).decode()
@@ -78,7 +85,7 @@ def url(fast_parameters: dict[str, Any]) -> Iterator[str]:
     with pytest.MonkeyPatch.context() as patch:
         # MLflow's app marks the process as a server; unmark it after this module.
         patch.setenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "true")
-        app = create_app(StandInModel(parameters))
+        app = create_app(StandInModel(parameters), max_request_bytes=MAX_REQUEST_BYTES)
         config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)
@@ -225,8 +232,10 @@ def test_server_keeps_serving_after_bad_requests(url: str) -> None:
     assert response.json() == {"predictions": [{"label": "bright"}]}
 
 
-def response_of(error: Exception | None) -> tuple[int, str]:
-    response = model_error_response(error)
+def response_of(error: Exception | None, *, predicted: bool = False) -> tuple[int, str]:
+    """Status and message answered for what the model raised, or after it predicted."""
+    recording = SimpleNamespace(error=error, predicted=predicted)
+    response = model_error_response(recording)
     return response.status_code, json.loads(response.body)["message"]
 
 
@@ -243,6 +252,20 @@ def test_mlflow_refusal_is_400_without_its_message() -> None:
         assert status == HTTPStatus.BAD_REQUEST
         assert MARKER not in message
         assert "dataframe_records" in message
+
+
+def test_failure_after_predicting_is_500() -> None:
+    """MLflow failing to write good predictions is not the client's fault."""
+    status, _ = response_of(None, predicted=True)
+    assert status == HTTPStatus.INTERNAL_SERVER_ERROR
+
+
+def test_request_over_the_size_limit_gets_413(url: str) -> None:
+    """A body over the server's byte limit is refused before it is parsed."""
+    body = records(*[DARK] * (MAX_REQUEST_BYTES // len(DARK) + 1))
+    response = requests.post(url, json=body, timeout=30)
+    assert response.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    assert f"over the limit of {MAX_REQUEST_BYTES} bytes" in response.json()["message"]
 
 
 def test_model_failure_is_500_without_details(

@@ -9,10 +9,10 @@ from __future__ import annotations
 import click
 from kedro.framework.cli.utils import env_option
 from kedro.framework.session import KedroSession
-from kedro.framework.startup import ProjectMetadata, bootstrap_project
+from kedro.framework.startup import ProjectMetadata
 
 DEFAULT_HOST = "127.0.0.1"  # as in serving.py, which is too slow to import here
-DEFAULT_PORT = 5000
+DEFAULT_PORT = 5001  # 5000 is `kedro mlflow ui`'s
 
 
 @click.group(name="{{ cookiecutter.python_package }}")
@@ -37,10 +37,14 @@ def registered_model_uri(
         elif version is not None:
             client.get_model_version(name, str(version))
         else:
-            versions = client.search_model_versions(f"name='{name}'")
+            versions = [
+                v
+                for v in client.search_model_versions(f"name='{name}'")
+                if v.status == "READY"
+            ]
             if not versions:
                 raise click.ClickException(
-                    f"No version of the model '{name}' is registered in "
+                    f"No ready version of the model '{name}' is registered in "
                     f"{client.tracking_uri}: train one with `kedro run`"
                 )
             version = max(int(v.version) for v in versions)
@@ -98,9 +102,10 @@ def serve(
     from {{ cookiecutter.python_package }}.pipeline_registry import (  # noqa: PLC0415
         REGISTERED_MODEL_NAME,
     )
-    from {{ cookiecutter.python_package }}.serving import serve_model  # noqa: PLC0415
+    from {{ cookiecutter.python_package }}.serving import (  # noqa: PLC0415
+        serve_model,
+    )
 
-    bootstrap_project(metadata.project_path)
     # kedro-mlflow's hook points MLflow at the project's tracking store and registry.
     with KedroSession.create(project_path=metadata.project_path, env=env) as session:
         session.load_context()

@@ -9,7 +9,9 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from {{ cookiecutter.python_package }}.preprocessing import preprocess
+from {{ cookiecutter.python_package }}.preprocessing import (
+    preprocess,
+)
 
 ImageLoader = Callable[[], Image.Image]
 

@@ -12,7 +12,9 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 from PIL import Image
 
-from {{ cookiecutter.python_package }}.pipelines.inference.nodes import IMAGE_COLUMN
+from {{ cookiecutter.python_package }}.pipelines.inference.nodes import (
+    IMAGE_COLUMN,
+)
 
 PACKAGE_FOLDER = Path(__file__).resolve().parent
 

@@ -6,7 +6,9 @@ from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 from kedro_mlflow.pipeline import pipeline_ml_factory
 
-from {{ cookiecutter.python_package }}.model_logging import log_model_kwargs
+from {{ cookiecutter.python_package }}.model_logging import (
+    log_model_kwargs,
+)
 
 REGISTERED_MODEL_NAME = "{{ cookiecutter.python_package }}"
 

@@ -39,7 +39,9 @@ from {{ cookiecutter.python_package }}.pipelines.inference.nodes import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 5000
+DEFAULT_PORT = 5001  # 5000 is `kedro mlflow ui`'s
+DEFAULT_MAX_REQUEST_BYTES = 64_000_000
+TOO_LARGE = "the request is over the limit of {} bytes: send fewer images per request"
 INVOCATIONS = "/invocations"
 JSON = scoring_server.CONTENT_TYPE_JSON
 PARQUET = scoring_server.CONTENT_TYPE_PARQUET
@@ -179,7 +181,7 @@ def check_request(body: bytes, content_type: str | None) -> None:
 
 def error_response(status: int, message: str) -> JSONResponse:
     """MLflow's error body, with our one line and without a stack trace."""
-    codes = {400: "INVALID_PARAMETER_VALUE", 415: "BAD_REQUEST"}
+    codes = {400: "INVALID_PARAMETER_VALUE", 413: "BAD_REQUEST", 415: "BAD_REQUEST"}
     return JSONResponse(
         {"error_code": codes.get(status, "INTERNAL_ERROR"), "message": message},
         status_code=status,
@@ -197,21 +199,28 @@ class RecordingModel:
         self.model = model
         self.metadata = model.metadata
         self.error: Exception | None = None
+        self.predicted = False
 
     def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
         try:
-            return self.model.predict(data, params=params)
+            predictions = self.model.predict(data, params=params)
         except Exception as error:
             self.error = error
             raise
+        self.predicted = True
+        return predictions
 
 
-def model_error_response(error: Exception | None) -> JSONResponse:
+def model_error_response(recording: RecordingModel) -> JSONResponse:
     """The response for a request that MLflow or the model refused.
 
-    ``error`` is what the model's ``predict`` raised, None if MLflow refused the
-    request before predicting.
+    ``recording.error`` is what the model's ``predict`` raised, None if MLflow refused
+    the request before predicting, or failed after it.
     """
+    if recording.predicted:  # MLflow could not write the predictions out
+        logger.error("MLflow failed to return the predictions of a request")
+        return error_response(500, "the server failed on this request; see its log")
+    error = recording.error
     rejection = None if error is None else find_invalid_payload(error)
     if rejection is not None:  # the model refused an image: its message names the row
         return error_response(400, str(rejection))
@@ -227,7 +236,9 @@ def model_error_response(error: Exception | None) -> JSONResponse:
     return error_response(500, "the model failed on this request; see the server log")
 
 
-def create_app(model: PyFuncModel) -> FastAPI:
+def create_app(
+    model: PyFuncModel, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+) -> FastAPI:
     """MLflow's scoring app for ``model``, with ``/invocations`` checked and its errors shaped."""
     app = scoring_server.init(model)
     app.router.routes[:] = [
@@ -237,21 +248,28 @@ def create_app(model: PyFuncModel) -> FastAPI:
     ]
     input_schema = model.metadata.get_input_schema()
 
+    def answer(body: bytes, content_type: str | None, recording: RecordingModel) -> Any:
+        """Check the request, then MLflow's own parsing, schema check and predict."""
+        check_request(body, content_type)
+        return scoring_server.invocations(body, content_type, recording, input_schema)
+
     @app.post(INVOCATIONS)
     async def invocations(request: Request) -> Response:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_request_bytes:
+            return error_response(413, TOO_LARGE.format(max_request_bytes))
         body = await request.body()
+        if len(body) > max_request_bytes:
+            return error_response(413, TOO_LARGE.format(max_request_bytes))
         content_type = request.headers.get("content-type")
         recording = RecordingModel(model)
         try:
-            check_request(body, content_type)
-            # MLflow's own parsing, base64 decoding, schema check, predict and output.
-            result = await asyncio.to_thread(
-                scoring_server.invocations, body, content_type, recording, input_schema
-            )
+            # In a worker thread: decoding and predicting must not block /ping.
+            result = await asyncio.to_thread(answer, body, content_type, recording)
         except RequestError as error:
             return error_response(error.status, str(error))
         except MlflowException:
-            return model_error_response(recording.error)
+            return model_error_response(recording)
         except Exception:
             logger.exception("The server failed on a request")
             return error_response(500, "the server failed on this request; see its log")

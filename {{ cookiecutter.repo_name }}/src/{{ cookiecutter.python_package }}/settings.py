@@ -7,7 +7,9 @@ from pathlib import Path
 
 from omegaconf.resolvers import oc
 
-from {{ cookiecutter.python_package }}.hooks import InterruptedRunHooks
+from {{ cookiecutter.python_package }}.hooks import (
+    InterruptedRunHooks,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SQLITE_PREFIX = "sqlite:///"
@@ -16,7 +18,8 @@ SQLITE_PREFIX = "sqlite:///"
 def artifacts_beside(tracking_uri: str) -> str | None:
     """Keep artifacts next to a SQLite tracking database; a server chooses its own."""
     if tracking_uri.startswith(SQLITE_PREFIX):
-        database = Path(tracking_uri.removeprefix(SQLITE_PREFIX))
+        # SQLite reads a relative path from the working directory: so do we.
+        database = Path(tracking_uri.removeprefix(SQLITE_PREFIX)).resolve()
         return (database.parent / "mlartifacts").as_uri()
     return None
 

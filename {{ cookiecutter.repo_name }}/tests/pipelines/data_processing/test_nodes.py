@@ -295,3 +295,22 @@ def test_split_images_names_a_class_too_small_to_split(
     index = image_table({"a": 10, "b": 10, "rare": small_count})
     with pytest.raises(InvalidImageError, match="Class 'rare' has only"):
         split_images(index, split_params)
+
+
+def test_unknown_on_invalid_image_value_is_named(index_params: dict[str, Any]) -> None:
+    """A typo in on_invalid_image is an error, not a silent skip."""
+    with pytest.raises(ValueError, match="index_images.on_invalid_image .* 'Fail'"):
+        index_images({}, {**index_params, "on_invalid_image": "Fail"})
+
+
+@pytest.mark.parametrize(
+    ("validation", "test"), [(0, 0.15), (0.15, 0), (0.5, 0.5)], ids=str
+)
+def test_split_fractions_are_checked(
+    split_params: dict[str, Any], validation: float, test: float
+) -> None:
+    """Fractions of 0 or summing to 1 or more name the parameters."""
+    index = image_table({"a": 20, "b": 20})
+    params = {**split_params, "validation_fraction": validation, "test_fraction": test}
+    with pytest.raises(ValueError, match="split_images.validation_fraction"):
+        split_images(index, params)

@@ -218,3 +218,12 @@ def test_keras_model_dataset_round_trip(
     np.testing.assert_allclose(
         loaded.predict_proba(batch), classifier.predict_proba(batch), rtol=1e-6
     )
+
+
+def test_too_many_images_are_refused(
+    parameters: dict[str, Any], limits: dict[str, Any]
+) -> None:
+    """More images than max_images in one request is refused, naming the limit."""
+    payload = pd.DataFrame({"image": [png_bytes()] * 3})
+    with pytest.raises(InvalidPayloadError, match="3 images, over the limit of 2"):
+        preprocess_payload(payload, parameters["image"], {**limits, "max_images": 2})

@@ -14,6 +14,9 @@ from sklearn.model_selection import train_test_split
 logger = logging.getLogger(__name__)
 
 
+ON_INVALID_IMAGE = ("skip", "fail")
+
+
 class InvalidImageError(ValueError):
     """A raw file that cannot be used as a training image."""
 
@@ -47,6 +50,11 @@ def index_images(
     the first folder. Unreadable files are skipped with a warning, or fail the run
     when ``on_invalid_image`` is ``fail``.
     """
+    if params["on_invalid_image"] not in ON_INVALID_IMAGE:
+        raise ValueError(
+            f"index_images.on_invalid_image must be one of {ON_INVALID_IMAGE}, "
+            f"got {params['on_invalid_image']!r}"
+        )
     rows, skipped, seen_classes = [], 0, set()
     for partition in sorted(raw_images):
         label, _, file_name = partition.partition("/")
@@ -79,8 +87,8 @@ def _check_classes(index: pd.DataFrame, seen_classes: set[str]) -> None:
     """Fail when there are no images, a class without images, or a single class."""
     if not seen_classes:
         raise InvalidImageError(
-            "No images found: the raw images folder (catalog entry 'raw_images') is "
-            "empty; add one folder of images per class"
+            "No images found: no class folder in the raw images folder (catalog "
+            "entry 'raw_images'); add one folder of images per class"
         )
     empty = sorted(seen_classes - set(index["label"]))
     if empty:
@@ -104,11 +112,18 @@ def split_images(
     image_index: pd.DataFrame, params: dict[str, Any]
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Split the index into train, validation and test sets, stratified by class."""
-    held_out = params["validation_fraction"] + params["test_fraction"]
-    train, rest = _stratified_split(image_index, held_out, params["seed"])
-    validation, test = _stratified_split(
-        rest, params["test_fraction"] / held_out, params["seed"]
+    validation_fraction, test_fraction = (
+        params["validation_fraction"],
+        params["test_fraction"],
     )
+    held_out = validation_fraction + test_fraction
+    if min(validation_fraction, test_fraction) <= 0 or held_out >= 1:
+        raise ValueError(
+            "split_images.validation_fraction and test_fraction must each be above 0 "
+            f"and sum below 1, got {validation_fraction} and {test_fraction}"
+        )
+    train, rest = _stratified_split(image_index, held_out, params["seed"])
+    validation, test = _stratified_split(rest, test_fraction / held_out, params["seed"])
     return train, validation, test
 
 

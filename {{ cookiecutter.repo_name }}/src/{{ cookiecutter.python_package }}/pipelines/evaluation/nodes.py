@@ -16,8 +16,12 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from {{ cookiecutter.python_package }}.input_pipeline import image_batches
-from {{ cookiecutter.python_package }}.keras_model import SharedKerasModel
+from {{ cookiecutter.python_package }}.input_pipeline import (
+    image_batches,
+)
+from {{ cookiecutter.python_package }}.keras_model import (
+    SharedKerasModel,
+)
 
 MetricHistory = dict[str, list[dict[str, float]]]
 

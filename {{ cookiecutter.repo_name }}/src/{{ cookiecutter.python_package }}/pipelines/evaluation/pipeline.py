@@ -24,7 +24,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "test_split",
                     "class_names",
                     "params:image",
-                    "params:evaluate_classifier",
+                    "params:predict_test_images",
                 ],
                 outputs="test_predictions",
                 name="predict_test_images",

@@ -8,8 +8,13 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from {{ cookiecutter.python_package }}.keras_model import SharedKerasModel
-from {{ cookiecutter.python_package }}.preprocessing import decode_image, preprocess
+from {{ cookiecutter.python_package }}.keras_model import (
+    SharedKerasModel,
+)
+from {{ cookiecutter.python_package }}.preprocessing import (
+    decode_image,
+    preprocess,
+)
 
 IMAGE_COLUMN = "image"
 
@@ -45,6 +50,11 @@ def preprocess_payload(
         )
     if images_to_score.empty:
         raise InvalidPayloadError("the input has no rows: send at least one image")
+    if len(images_to_score) > params["max_images"]:
+        raise InvalidPayloadError(
+            f"the input has {len(images_to_score)} images, over the limit of "
+            f"{params['max_images']} per request: send fewer at a time"
+        )
     return np.stack(
         [
             _preprocess_row(row, data, image, params)

@@ -14,7 +14,9 @@ import pandas as pd
 import tensorflow as tf
 from PIL import Image
 
-from {{ cookiecutter.python_package }}.input_pipeline import image_batches
+from {{ cookiecutter.python_package }}.input_pipeline import (
+    image_batches,
+)
 
 logger = logging.getLogger(__name__)
 
