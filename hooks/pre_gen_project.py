@@ -21,8 +21,14 @@ import yaml
 # Names a generated package must not take: importing it would shadow a dependency.
 DEPENDENCY_NAMES = frozenset(
     {
+        "absl",
+        "click",
+        "cloudpickle",
         "cookiecutter",
+        "fastapi",
         "fsspec",
+        "google",
+        "h5py",
         "keras",
         "kedro",
         "kedro_datasets",
@@ -31,16 +37,21 @@ DEPENDENCY_NAMES = frozenset(
         "matplotlib",
         "mlflow",
         "numpy",
+        "omegaconf",
         "pandas",
         "pil",
         "pillow",
+        "pyarrow",
         "pytest",
         "requests",
+        "rich",
         "ruff",
         "scipy",
         "sklearn",
+        "sqlalchemy",
         "tensorflow",
         "tf",
+        "uvicorn",
         "yaml",
     }
 )
@@ -89,14 +100,21 @@ def prompts_file(repo_dir: str) -> Path:
     return folder / "prompts.yml"
 
 
+def fail(message: str) -> int:
+    """Print one ERROR line to stderr; return the exit status of a refused answer."""
+    print(f"ERROR: {message}", file=sys.stderr)  # noqa: T201
+    return 1
+
+
 def main(answers: dict) -> int:
-    """Print the first invalid answer to stderr and return the exit status."""
-    prompts = yaml.safe_load(prompts_file(answers["_repo_dir"]).read_text())
+    """Check the answers against prompts.yml; return the exit status."""
+    path = prompts_file(answers.get("_repo_dir") or answers["_template"])
+    try:
+        prompts = yaml.safe_load(path.read_text())
+    except OSError as error:
+        return fail(f"cannot read the starter's prompts.yml at {path}: {error}")
     errors = answer_errors(answers, prompts)
-    if errors:
-        print(f"ERROR: {errors[0]}", file=sys.stderr)  # noqa: T201
-        return 1
-    return 0
+    return fail(errors[0]) if errors else 0
 
 
 if __name__ == "__main__":

@@ -296,3 +296,21 @@ def test_remove_example_images_keeps_an_empty_images_folder(post_gen, tmp_path):
     assert images.is_dir()
     assert list(images.iterdir()) == []
     assert (tmp_path / "data/02_intermediate").is_dir()
+
+
+def test_main_names_a_missing_prompts_file(pre_gen, capsys, tmp_path):
+    """A starter folder without prompts.yml is one ERROR line, not a traceback."""
+    assert pre_gen.main(default_context(_repo_dir=str(tmp_path))) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert error.startswith(
+        f"ERROR: cannot read the starter's prompts.yml at {tmp_path}"
+    )
+
+
+@pytest.mark.parametrize("name", ["click", "rich", "uvicorn", "omegaconf"])
+def test_package_names_of_imported_dependencies_are_refused(pre_gen, name):
+    """Modules the generated project imports cannot be its package name."""
+    assert pre_gen.package_name_error(name) == (
+        f"python_package '{name}' shadows the dependency '{name}'"
+    )
