@@ -57,7 +57,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 func=training_metrics,
                 inputs="training_history",
                 outputs="training_metrics",
-                name="log_training_metrics",
+                name="training_metrics",
             ),
         ]
     )
