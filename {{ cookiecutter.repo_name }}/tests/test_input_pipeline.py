@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from {{ cookiecutter.python_package }}.input_pipeline import (
@@ -18,13 +19,16 @@ def _all_batches(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(images), np.concatenate(labels)
 
 
-def test_cached_batches_are_the_decoded_batches(
-    tmp_path: Path, make_image_folder, load_partitions
-) -> None:
-    """Reading preprocessed arrays back from the cache changes no value and no order."""
-    folder = make_image_folder(tmp_path / "images", {"a": 7, "b": 6})
+@pytest.fixture
+def loaders(tmp_path: Path, make_image_folder, load_partitions) -> list:
+    """Loaders of 9 real image files, as the raw_images catalog entry gives them."""
+    folder = make_image_folder(tmp_path / "images", {"a": 5, "b": 4})
     partitions = load_partitions(folder)
-    loaders = [partitions[name] for name in sorted(partitions)]
+    return [partitions[name] for name in sorted(partitions)]
+
+
+def test_cached_batches_are_the_decoded_batches(tmp_path: Path, loaders: list) -> None:
+    """Reading preprocessed arrays back from the cache changes no value and no order."""
     labels = list(range(len(loaders)))
     arguments = {"size": 20, "channels": 3, "batch_size": 4, "shuffle_seed": 7}
 
@@ -40,13 +44,8 @@ def test_cached_batches_are_the_decoded_batches(
     assert (tmp_path / "cache.f32").stat().st_size == len(loaders) * 20 * 20 * 3 * 4
 
 
-def test_every_image_comes_once_per_epoch(
-    tmp_path: Path, make_image_folder, load_partitions
-) -> None:
+def test_every_image_comes_once_per_epoch(loaders: list) -> None:
     """Shuffled batches hold each image exactly once, the last batch partial."""
-    folder = make_image_folder(tmp_path / "images", {"a": 5, "b": 4})
-    partitions = load_partitions(folder)
-    loaders = [partitions[name] for name in sorted(partitions)]
     batches = image_batches(
         loaders, list(range(9)), size=16, channels=1, batch_size=4, shuffle_seed=1
     )
