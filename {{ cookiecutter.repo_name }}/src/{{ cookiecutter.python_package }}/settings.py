@@ -10,6 +10,9 @@ from omegaconf.resolvers import oc
 from {{ cookiecutter.python_package }}.hooks import (
     InterruptedRunHooks,
 )
+from {{ cookiecutter.python_package }}.multi_worker import (
+    ChiefOnlyTrackingHooks,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SQLITE_PREFIX = "sqlite:///"
@@ -36,4 +39,4 @@ CONFIG_LOADER_ARGS = {
     },
 }
 
-HOOKS = (InterruptedRunHooks(),)
+HOOKS = (InterruptedRunHooks(), ChiefOnlyTrackingHooks())
