@@ -9,6 +9,8 @@ from omegaconf.resolvers import oc
 
 from {{ cookiecutter.python_package }}.hooks import (
     InterruptedRunHooks,
+    ModelRegistrationHooks,
+    ParameterCheckHooks,
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -36,4 +38,4 @@ CONFIG_LOADER_ARGS = {
     },
 }
 
-HOOKS = (InterruptedRunHooks(),)
+HOOKS = (ParameterCheckHooks(), ModelRegistrationHooks(), InterruptedRunHooks())
