@@ -13,6 +13,8 @@ from omegaconf import OmegaConf
 from {{ cookiecutter.python_package }}.hooks import (
     SQLITE_PREFIX,
     InterruptedRunHooks,
+    ModelRegistrationHooks,
+    ParameterCheckHooks,
     TrackingStoreHooks,
 )
 
@@ -72,4 +74,9 @@ CONFIG_LOADER_ARGS = {
     "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"]},
 }
 
-HOOKS = (TrackingStoreHooks(), InterruptedRunHooks())
+HOOKS = (
+    TrackingStoreHooks(),
+    ParameterCheckHooks(),
+    ModelRegistrationHooks(),
+    InterruptedRunHooks(),
+)
