@@ -9,6 +9,9 @@ from kedro_mlflow.pipeline import pipeline_ml_factory
 from {{ cookiecutter.python_package }}.model_logging import (
     log_model_kwargs,
 )
+from {{ cookiecutter.python_package }}.pipelines.inference.runner import (
+    SequentialRunner,
+)
 
 REGISTERED_MODEL_NAME = "{{ cookiecutter.python_package }}"
 
@@ -31,6 +34,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         training=training,
         inference=pipelines["inference"],
         input_name="images_to_score",
+        kpm_kwargs={"runner": SequentialRunner()},  # quiet and lean on each request
         log_model_kwargs=log_model_kwargs(REGISTERED_MODEL_NAME),
     )
     return pipelines
