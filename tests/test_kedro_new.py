@@ -304,6 +304,16 @@ def test_the_readme_installs_a_click_that_shows_kedros_errors():
     assert not click.specifier.contains("8.5.1")  # "NoneType: None" instead of errors
 
 
+def test_the_demo_script_installs_kedro_as_the_readme_does():
+    (line,) = [
+        line
+        for line in (TEMPLATE / "scripts/demo.sh").read_text().splitlines()
+        if line.startswith("python -m pip install") and '"kedro' in line
+    ]
+    installed = shlex.split(line, comments=True)
+    assert installed[-len(readme_install_arguments()) :] == readme_install_arguments()
+
+
 MISSING_KEYS = ["image_size", "kedro_viz", "tracking_uri"]
 
 
