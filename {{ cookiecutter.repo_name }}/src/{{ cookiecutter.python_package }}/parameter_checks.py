@@ -12,6 +12,10 @@ from typing import Any
 
 import click
 
+from {{ cookiecutter.python_package }} import (
+    image_folders,
+)
+
 # A rule returns None when the value is fine, else what the value must be.
 Rule = Callable[[Any], str | None]
 MISSING = object()
@@ -103,7 +107,7 @@ def or_null(rule: Rule) -> Rule:
     return check
 
 
-ON_INVALID_IMAGE = one_of("skip", "fail")
+ON_INVALID_IMAGE = one_of(*image_folders.ON_INVALID_IMAGE)
 
 RULES: dict[str, Rule] = {
     "image.size": integer(1),
