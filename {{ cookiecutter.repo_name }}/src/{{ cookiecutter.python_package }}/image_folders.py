@@ -46,7 +46,7 @@ def local_files(root: str) -> list[str]:
     def visit(folder: str, ancestors: frozenset[tuple[int, int]]) -> None:
         with os.scandir(folder) as entries:
             for entry in sorted(entries, key=lambda e: e.name):
-                if entry.name.startswith("."):
+                if is_hidden(entry.name):
                     continue
                 if entry.is_dir():  # a symlink to a folder too
                     inode = _inode(entry)
