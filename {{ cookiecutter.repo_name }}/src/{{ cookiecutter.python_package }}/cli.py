@@ -11,7 +11,7 @@ from kedro.framework.cli.utils import env_option
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import ProjectMetadata
 
-DEFAULT_HOST = "127.0.0.1"  # as in serving.py, which is too slow to import here
+DEFAULT_HOST = "127.0.0.1"  # also python -m <package>.serving's
 DEFAULT_PORT = 5001  # 5000 is `kedro mlflow ui`'s
 
 
@@ -56,6 +56,13 @@ def registered_model_uri(
 @click.option(
     "--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535)
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Server processes, each with its own copy of the model; up to one per core.",
+)
 @env_option
 @click.pass_obj  # the project's metadata
 def serve(
@@ -64,6 +71,7 @@ def serve(
     alias: str | None,
     host: str,
     port: int,
+    workers: int,
     env: str | None,
 ) -> None:
     """Serve the registered model over HTTP with MLflow's scoring protocol.
@@ -89,4 +97,4 @@ def serve(
     model_name = registered_model_name(catalog)
     model_uri = registered_model_uri(model_name, model_version, alias)
     click.echo(f"Serving {model_uri} of {mlflow.get_tracking_uri()}")
-    serve_model(model_uri, host, port)
+    serve_model(model_uri, host, port, workers)

@@ -12,10 +12,13 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import mlflow
 import pandas as pd
+from filelock import FileLock
+from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog
 from kedro.pipeline import Node, Pipeline
@@ -41,6 +44,7 @@ from {{ cookiecutter.python_package }}.registration import (
 logger = logging.getLogger(__name__)
 
 TEST_METRIC_PREFIX = "test."
+SQLITE_PREFIX = "sqlite:///"
 
 
 class ParameterCheckHooks:
@@ -189,6 +193,34 @@ class InterruptedRunHooks:
         while active := mlflow.active_run():
             fail_pending_models(mlflow.MlflowClient(), active)
             mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+
+
+class TrackingStoreHooks:
+    """Create a new SQLite tracking store and the experiment under a file lock, first.
+
+    MLflow creates the tables of a new database, and kedro-mlflow the experiment, on
+    first use; two first runs at once would both try, and one would fail with
+    "table ... already exists".
+    """
+
+    @hook_impl(tryfirst=True)  # before kedro-mlflow's own hook
+    def after_context_created(self, context: KedroContext) -> None:
+        config = context.config_loader["mlflow"]
+        tracking_uri = config["server"]["mlflow_tracking_uri"]
+        if tracking_uri.startswith(SQLITE_PREFIX):
+            create_sqlite_store(tracking_uri, config["tracking"]["experiment"])
+
+
+def create_sqlite_store(tracking_uri: str, experiment: dict[str, Any]) -> None:
+    """Create the store's tables and the experiment, one process at a time."""
+    database = Path(tracking_uri.removeprefix(SQLITE_PREFIX))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{database}.lock"):
+        client = mlflow.MlflowClient(tracking_uri)
+        if client.get_experiment_by_name(experiment["name"]) is None:
+            client.create_experiment(
+                experiment["name"], **experiment["create_experiment_kwargs"]
+            )
 
 
 def fail_pending_models(client: mlflow.MlflowClient, run: mlflow.ActiveRun) -> None:

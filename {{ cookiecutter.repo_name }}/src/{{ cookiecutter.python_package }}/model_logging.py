@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import io
-from importlib.metadata import version
+import logging
+from importlib.metadata import PackageNotFoundError, packages_distributions, version
 from pathlib import Path
 from typing import Any
 
@@ -12,19 +13,22 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 from PIL import Image
 
-from {{ cookiecutter.python_package }}.pipelines.inference.nodes import (
+from {{ cookiecutter.python_package }}.payload import (
     IMAGE_COLUMN,
 )
 
 PACKAGE_FOLDER = Path(__file__).resolve().parent
+logger = logging.getLogger(__name__)
 
 # What the logged model imports when it loads and predicts, pinned to this environment.
+# TensorFlow is looked up by its module: it installs as tensorflow, tensorflow-cpu,
+# tensorflow-macos, tf-nightly...
+TENSORFLOW_MODULE = "tensorflow"
 SERVING_DISTRIBUTIONS = (
     "kedro",
     "kedro-datasets",
     "kedro-mlflow",
     "mlflow",
-    "tensorflow",
     "keras",
     "pillow",
     "numpy",
@@ -57,8 +61,24 @@ def input_example() -> pd.DataFrame:
 
 
 def pip_requirements() -> list[str]:
-    """The serving dependencies at the versions installed here."""
-    return [f"{name}=={version(name)}" for name in SERVING_DISTRIBUTIONS]
+    """The serving dependencies at the versions installed here; a missing one is left out with a warning."""
+    tensorflow = packages_distributions().get(TENSORFLOW_MODULE, [])
+    if not tensorflow:
+        logger.warning(
+            "No installed distribution provides the '%s' module: the logged model's "
+            "requirements leave TensorFlow out; install it where the model is served.",
+            TENSORFLOW_MODULE,
+        )
+    requirements = []
+    for name in dict.fromkeys([*SERVING_DISTRIBUTIONS, *tensorflow]):
+        try:
+            requirements.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            logger.warning(
+                "'%s' is not installed: the logged model's requirements leave it out.",
+                name,
+            )
+    return requirements
 
 
 def log_model_kwargs() -> dict[str, Any]:

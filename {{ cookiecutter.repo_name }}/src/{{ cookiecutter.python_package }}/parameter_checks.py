@@ -112,8 +112,8 @@ ON_INVALID_IMAGE = one_of(*image_folders.ON_INVALID_IMAGE)
 RULES: dict[str, Rule] = {
     "image.size": integer(1),
     "image.channels": one_of(1, 3),
+    "image.max_pixels": integer(1),
     "index_images.on_invalid_image": ON_INVALID_IMAGE,
-    "index_images.max_pixels": integer(1),
     "split_images.validation_fraction": fraction(),
     "split_images.test_fraction": fraction(),
     "split_images.seed": integer(0),
@@ -147,7 +147,7 @@ RULES: dict[str, Rule] = {
     "predict_test_images.batch_size": integer(1),
     "preprocess_payload.max_images": integer(1),
     "preprocess_payload.max_image_bytes": integer(1),
-    "preprocess_payload.max_image_pixels": integer(1),
+    "preprocess_payload.max_request_pixels": integer(1),
     "predict_images.batch_size": integer(1),
     "predict_images.on_invalid_image": ON_INVALID_IMAGE,
     "register_model.metric": text(),

@@ -12,6 +12,9 @@ from kedro_mlflow.pipeline.pipeline_ml import PipelineML
 from {{ cookiecutter.python_package }}.model_logging import (
     log_model_kwargs,
 )
+from {{ cookiecutter.python_package }}.pipelines.inference.runner import (
+    SequentialRunner,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +66,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         nodes=training.nodes,
         inference=pipelines["inference"],
         input_name="images_to_score",
+        kpm_kwargs={"runner": SequentialRunner()},  # quiet and lean on each request
         log_model_kwargs=log_model_kwargs(),
     )
     return pipelines

@@ -13,7 +13,7 @@ from {{ cookiecutter.python_package }}.image_folders import (
     is_hidden,
     skip_or_fail,
 )
-from {{ cookiecutter.python_package }}.pipelines.inference.nodes import (
+from {{ cookiecutter.python_package }}.payload import (
     IMAGE_COLUMN,
     find_invalid_payload,
 )

@@ -14,6 +14,10 @@ import pandas as pd
 import tensorflow as tf
 from PIL import Image
 
+from {{ cookiecutter.python_package }}.acceleration import (
+    build_with_precision,
+    jit_compile,
+)
 from {{ cookiecutter.python_package }}.input_pipeline import (
     image_batches,
 )
@@ -122,7 +126,12 @@ def train_classifier(
     logger.info("Training on %d replica(s)", strategy.num_replicas_in_sync)
     keras.utils.set_random_seed(params["seed"])
     with strategy.scope():
-        model = build_model(len(class_names), image["size"], image["channels"], params)
+        model = build_with_precision(
+            lambda: build_model(
+                len(class_names), image["size"], image["channels"], params
+            ),
+            params,
+        )
         model.compile(
             optimizer=keras.optimizers.get(
                 {
@@ -132,6 +141,7 @@ def train_classifier(
             ),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
+            jit_compile=jit_compile(params),
         )
     early_stopping = keras.callbacks.EarlyStopping(
         monitor=params["early_stopping"]["monitor"],
