@@ -61,6 +61,7 @@ src/image_classifier/__main__.py
 src/image_classifier/acceleration.py
 src/image_classifier/cli.py
 src/image_classifier/hooks.py
+src/image_classifier/image_folders.py
 src/image_classifier/input_pipeline.py
 src/image_classifier/keras_model.py
 src/image_classifier/model_logging.py

@@ -38,18 +38,13 @@ from {{ cookiecutter.python_package }}.registration import (
     TrainedModel,
     link_metrics_to_model,
     register,
+    registered_model_name,
 )
 
 logger = logging.getLogger(__name__)
 
-REGISTERED_MODEL_ENTRY = "registered_model"  # its model_name names the registered model
 TEST_METRIC_PREFIX = "test."
 SQLITE_PREFIX = "sqlite:///"
-
-
-def registered_model_name(catalog: DataCatalog) -> str:
-    """The registry name: the ``registered_model`` catalog entry's, defined only there."""
-    return catalog.get(REGISTERED_MODEL_ENTRY).model_name
 
 
 class ParameterCheckHooks:
