@@ -39,6 +39,7 @@ conf/base/parameters_batch_inference.yml
 conf/base/parameters_data_processing.yml
 conf/base/parameters_evaluation.yml
 conf/base/parameters_inference.yml
+conf/base/parameters_registration.yml
 conf/base/parameters_training.yml
 conf/local/.gitkeep
 conf/local/credentials.yml
@@ -60,9 +61,11 @@ src/image_classifier/__main__.py
 src/image_classifier/acceleration.py
 src/image_classifier/cli.py
 src/image_classifier/hooks.py
+src/image_classifier/image_folders.py
 src/image_classifier/input_pipeline.py
 src/image_classifier/keras_model.py
 src/image_classifier/model_logging.py
+src/image_classifier/parameter_checks.py
 src/image_classifier/payload.py
 src/image_classifier/pipeline_registry.py
 src/image_classifier/pipelines/__init__.py
@@ -82,6 +85,7 @@ src/image_classifier/pipelines/training/__init__.py
 src/image_classifier/pipelines/training/nodes.py
 src/image_classifier/pipelines/training/pipeline.py
 src/image_classifier/preprocessing.py
+src/image_classifier/registration.py
 src/image_classifier/serving.py
 src/image_classifier/settings.py
 tests/__init__.py
@@ -100,8 +104,10 @@ tests/pipelines/training/test_nodes.py
 tests/test_acceleration.py
 tests/test_cli.py
 tests/test_input_pipeline.py
+tests/test_parameter_checks.py
 tests/test_pipeline.py
 tests/test_preprocessing.py
+tests/test_registration.py
 tests/test_requirements.py
 tests/test_serving.py
 tests/test_tracking_store.py

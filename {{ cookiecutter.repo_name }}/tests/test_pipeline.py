@@ -21,8 +21,10 @@ from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
 from kedro_datasets.matplotlib import MatplotlibDataset
 from kedro_datasets.pandas import CSVDataset
-from kedro_datasets.partitions import PartitionedDataset
 
+from {{ cookiecutter.python_package }}.image_folders import (
+    ImageFolderDataset,
+)
 from {{ cookiecutter.python_package }}.keras_model import (
     KerasModelDataset,
     SharedKerasModel,
@@ -69,7 +71,7 @@ def make_catalog(
         return str(output_dir / name)
 
     datasets = {
-        "raw_images": PartitionedDataset(
+        "raw_images": ImageFolderDataset(
             path=str(raw_images), dataset="pillow.ImageDataset"
         ),
         "image_index": CSVDataset(filepath=file("image_index.csv")),

@@ -37,9 +37,20 @@ SERVING_DISTRIBUTIONS = (
 )
 
 
-def model_signature() -> ModelSignature:
-    """One binary ``image`` column and no parameters, so a client cannot change how the model runs."""
-    return ModelSignature(inputs=Schema([ColSpec("binary", IMAGE_COLUMN)]))
+def model_signature(class_names: list[str] | None = None) -> ModelSignature:
+    """One binary ``image`` column and no parameters, so a client cannot change how the
+    model runs; with the class names, also the output: label, confidence, probabilities."""
+    inputs = Schema([ColSpec("binary", IMAGE_COLUMN)])
+    if class_names is None:
+        return ModelSignature(inputs=inputs)
+    outputs = Schema(
+        [
+            ColSpec("string", "label"),
+            ColSpec("double", "confidence"),
+            *(ColSpec("double", f"probability_{name}") for name in class_names),
+        ]
+    )
+    return ModelSignature(inputs=inputs, outputs=outputs)
 
 
 def input_example() -> pd.DataFrame:
@@ -70,11 +81,16 @@ def pip_requirements() -> list[str]:
     return requirements
 
 
-def log_model_kwargs(registered_model_name: str) -> dict[str, Any]:
-    """Arguments for ``mlflow.pyfunc.log_model`` that make the model safe and portable."""
+def log_model_kwargs() -> dict[str, Any]:
+    """Arguments for ``mlflow.pyfunc.log_model`` that make the model safe and portable.
+
+    The project's hooks complete them during the run: the model's name (the registered
+    model's), the output columns once the class names are known, and the step of the
+    epoch whose weights the model keeps. They register the model themselves, after a
+    gate (registration.py), so no ``registered_model_name`` here.
+    """
     return {
         "name": "model",
-        "registered_model_name": registered_model_name,
         "signature": model_signature(),
         "input_example": input_example(),
         "pip_requirements": pip_requirements(),

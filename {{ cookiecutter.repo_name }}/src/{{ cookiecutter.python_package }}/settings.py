@@ -13,7 +13,12 @@ from omegaconf import OmegaConf
 from {{ cookiecutter.python_package }}.hooks import (
     SQLITE_PREFIX,
     InterruptedRunHooks,
+    ModelRegistrationHooks,
+    ParameterCheckHooks,
     TrackingStoreHooks,
+)
+from {{ cookiecutter.python_package }}.multi_worker import (
+    ChiefOnlyTrackingHooks,
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -72,4 +77,10 @@ CONFIG_LOADER_ARGS = {
     "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"]},
 }
 
-HOOKS = (TrackingStoreHooks(), InterruptedRunHooks())
+HOOKS = (
+    TrackingStoreHooks(),
+    ParameterCheckHooks(),
+    ModelRegistrationHooks(),
+    InterruptedRunHooks(),
+    ChiefOnlyTrackingHooks(),
+)
