@@ -57,10 +57,13 @@ pyproject.toml
 requirements.txt
 src/image_classifier/__init__.py
 src/image_classifier/__main__.py
+src/image_classifier/backbones.py
 src/image_classifier/cli.py
 src/image_classifier/hooks.py
 src/image_classifier/input_pipeline.py
 src/image_classifier/keras_model.py
+src/image_classifier/mlflow_callbacks.py
+src/image_classifier/mlflow_datasets.py
 src/image_classifier/model_logging.py
 src/image_classifier/pipeline_registry.py
 src/image_classifier/pipelines/__init__.py
@@ -94,9 +97,12 @@ tests/pipelines/evaluation/test_nodes.py
 tests/pipelines/inference/__init__.py
 tests/pipelines/inference/test_nodes.py
 tests/pipelines/training/__init__.py
+tests/pipelines/training/test_backbones.py
 tests/pipelines/training/test_nodes.py
+tests/test_catalog.py
 tests/test_cli.py
 tests/test_input_pipeline.py
+tests/test_mlflow_datasets.py
 tests/test_pipeline.py
 tests/test_preprocessing.py
 tests/test_serving.py
