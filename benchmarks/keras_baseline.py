@@ -3,6 +3,11 @@
 What a user writes without Kedro or MLflow: `keras.utils.image_dataset_from_directory`
 on folders of images split by hand, the same network, optimizer and early stopping as
 the project's default parameters, `fit`, `evaluate` on the test folder, save the model.
+With ``--backbone``, what Keras's transfer-learning guide writes: a frozen
+`keras.applications` backbone under a new pooling + softmax head, trained with early
+stopping, then its top ``--unfreeze-layers`` layers (BatchNorm kept frozen, in
+inference mode) fine-tuned for ``--fine-tune-epochs`` at the learning rate times
+``--learning-rate-factor``.
 
     python benchmarks/keras_baseline.py --data SPLIT_FOLDER [--epochs 40] ...
 
@@ -16,6 +21,8 @@ import argparse
 import json
 import time
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -39,7 +46,64 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--flip", default="horizontal_and_vertical")
     parser.add_argument("--rotation", type=float, default=0.0)
     parser.add_argument("--zoom", type=float, default=0.0)
+    parser.add_argument("--pooling", choices=("flatten", "average", "max"))
+    parser.add_argument("--backbone", help="a keras.applications class name")
+    parser.add_argument("--weights", default="none", help="imagenet, none or a file")
+    parser.add_argument("--fine-tune-epochs", type=int, default=0)
+    parser.add_argument("--unfreeze-layers", type=int, default=0)
+    parser.add_argument("--learning-rate-factor", type=float, default=0.1)
     return parser.parse_args(argv)
+
+
+def small_cnn(args: argparse.Namespace, keras: Any, inputs: Any, classes: int) -> Any:
+    """Scaling to [0, 1], convolution blocks, a pooled or flattened dense head."""
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    for filters in (int(f) for f in args.conv_filters.split(",")):
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = keras.layers.MaxPooling2D()(x)
+    pooling = {
+        "flatten": keras.layers.Flatten,
+        "average": keras.layers.GlobalAveragePooling2D,
+        "max": keras.layers.GlobalMaxPooling2D,
+    }[args.pooling or "flatten"]
+    x = pooling()(x)
+    x = keras.layers.Dense(args.dense_units, activation="relu")(x)
+    x = keras.layers.Dropout(args.dropout)(x)
+    return keras.layers.Dense(classes, activation="softmax")(x)
+
+
+def backbone_head(args: argparse.Namespace, keras: Any, inputs: Any, classes: int):  # noqa: ANN201
+    """Keras's transfer-learning guide: the backbone's own input scaling, the backbone
+    frozen and in inference mode, average pooling, dropout, softmax."""
+    backbone = getattr(keras.applications, args.backbone)(
+        include_top=False,
+        weights=None if args.weights == "none" else args.weights,
+        input_shape=tuple(inputs.shape[1:]),
+    )
+    backbone.trainable = False
+    x = inputs
+    if not args.backbone.startswith(("MobileNetV3", "EfficientNetV2")):
+        # Those two scale 0-255 inputs themselves; the others need preprocess_input.
+        modules = [getattr(keras.applications, n) for n in dir(keras.applications)]
+        module = next(
+            m
+            for m in modules
+            if isinstance(m, ModuleType) and hasattr(m, args.backbone)
+        )
+        x = keras.layers.Lambda(module.preprocess_input)(x)
+    x = backbone(x, training=False)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dropout(args.dropout)(x)
+    return keras.layers.Dense(classes, activation="softmax")(x), backbone
+
+
+def unfreeze_top(backbone: Any, count: int, keras: Any) -> None:
+    """Unfreeze the top ``count`` layers of ``backbone``, BatchNorm layers excepted."""
+    backbone.trainable = True
+    for index, layer in enumerate(backbone.layers):
+        top = index >= len(backbone.layers) - count
+        batch_norm = isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = top and not batch_norm
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -69,59 +133,57 @@ def main(argv: list[str] | None = None) -> None:
     validation = folder("validation", shuffle=False)
     test = folder("test", shuffle=False)
 
-    augmentation = []
+    inputs = keras.Input(shape=(*size, args.channels))
+    x = inputs
     if args.flip != "none":
-        augmentation.append(keras.layers.RandomFlip(args.flip))
+        x = keras.layers.RandomFlip(args.flip)(x)
     if args.rotation:
-        augmentation.append(keras.layers.RandomRotation(args.rotation))
+        x = keras.layers.RandomRotation(args.rotation)(x)
     if args.zoom:
-        augmentation.append(keras.layers.RandomZoom(args.zoom))
-    layers = [
-        keras.Input(shape=(*size, args.channels)),
-        keras.layers.Rescaling(1 / 255),
-    ]
-    layers += augmentation
-    for filters in (int(f) for f in args.conv_filters.split(",")):
-        layers.append(
-            keras.layers.Conv2D(filters, 3, padding="same", activation="relu")
+        x = keras.layers.RandomZoom(args.zoom)(x)
+    if args.backbone:
+        outputs, backbone = backbone_head(args, keras, x, len(class_names))
+    else:
+        outputs = small_cnn(args, keras, x, len(class_names))
+    model = keras.Model(inputs, outputs)
+
+    def fit(learning_rate: float, epochs: int, initial_epoch: int = 0) -> Any:
+        model.compile(
+            optimizer=keras.optimizers.get(
+                {
+                    "class_name": args.optimizer,
+                    "config": {"learning_rate": learning_rate},
+                }
+            ),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
         )
-        layers.append(keras.layers.MaxPooling2D())
-    layers += [
-        keras.layers.Flatten(),
-        keras.layers.Dense(args.dense_units, activation="relu"),
-        keras.layers.Dropout(args.dropout),
-        keras.layers.Dense(len(class_names), activation="softmax"),
-    ]
-    model = keras.Sequential(layers)
-    model.compile(
-        optimizer=keras.optimizers.get(
-            {
-                "class_name": args.optimizer,
-                "config": {"learning_rate": args.learning_rate},
-            }
-        ),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+        stopping = keras.callbacks.EarlyStopping(
+            monitor=args.monitor, patience=args.patience, restore_best_weights=True
+        )
+        return model.fit(
+            train,
+            validation_data=validation,
+            epochs=initial_epoch + epochs,
+            initial_epoch=initial_epoch,
+            callbacks=[stopping],
+            verbose=2,
+        )
+
     fit_start = time.perf_counter()
-    history = model.fit(
-        train,
-        validation_data=validation,
-        epochs=args.epochs,
-        callbacks=[
-            keras.callbacks.EarlyStopping(
-                monitor=args.monitor, patience=args.patience, restore_best_weights=True
-            )
-        ],
-        verbose=2,
-    )
+    history = fit(args.learning_rate, args.epochs)
+    epochs = len(history.history["loss"])
+    if args.backbone and args.fine_tune_epochs and args.unfreeze_layers:
+        unfreeze_top(backbone, args.unfreeze_layers, keras)
+        rate = args.learning_rate * args.learning_rate_factor
+        epochs += len(fit(rate, args.fine_tune_epochs, epochs).history["loss"])
     fit_seconds = time.perf_counter() - fit_start
     _, accuracy = model.evaluate(test, verbose=0)
     if args.output:
         model.save(args.output)
     result = {
         "accuracy": float(accuracy),
-        "epochs": len(history.history["loss"]),
+        "epochs": epochs,
         "fit_seconds": fit_seconds,
         "seconds_after_start": time.perf_counter() - start,
     }

@@ -14,61 +14,76 @@ import keyword
 import os
 import re
 import sys
+import unicodedata
 from pathlib import Path
 
 import yaml
 
-# Names a generated package must not take: importing it would shadow a dependency.
-DEPENDENCY_NAMES = frozenset(
-    {
-        "absl",
-        "click",
-        "cloudpickle",
-        "cookiecutter",
-        "fastapi",
-        "fsspec",
-        "google",
-        "h5py",
-        "keras",
-        "kedro",
-        "kedro_datasets",
-        "kedro_mlflow",
-        "kedro_viz",
-        "matplotlib",
-        "mlflow",
-        "numpy",
-        "omegaconf",
-        "pandas",
-        "pil",
-        "pillow",
-        "pyarrow",
-        "pytest",
-        "requests",
-        "rich",
-        "ruff",
-        "scipy",
-        "sklearn",
-        "sqlalchemy",
-        "tensorflow",
-        "tf",
-        "uvicorn",
-        "yaml",
-    }
+# Top-level modules of the generated project's environment: a package named like one
+# would shadow it. Written by scripts/dependency_modules.py from a real environment.
+# BEGIN dependency modules
+DEPENDENCY_MODULES = frozenset(
+    """
+absl aiohappyeyeballs aiohttp aiosignal alembic annotated_doc annotated_types anyio
+appdirs arrow astunparse attr attrs binaryornot blinker build cachetools certifi cffi
+cfgv charset_normalizer clang click cloudpickle contourpy cookiecutter cryptography
+cycler databricks dateutil distlib docker dotenv dynaconf fastapi filelock flask
+flask_cors flatbuffers fonttools frozenlist fsspec gast git gitdb google graphene
+graphql graphql_relay grpc gunicorn h11 h5py huey identify idna importlib_metadata
+iniconfig itsdangerous jinja2 joblib kedro kedro_datasets kedro_datasets_benchmarks
+kedro_datasets_experimental kedro_mlflow kedro_telemetry kedro_viz keras kiwisolver
+lazy_loader mako markdown_it markupsafe matplotlib mdurl ml_dtypes mlflow more_itertools
+mpl_toolkits multidict namex narwhals nodeenv numpy omegaconf opentelemetry opt_einsum
+optree packaging pandas parse pasta pil pillow pkg_resources platformdirs pluggy
+pre_commit prettytable propcache py pyarrow pyasn1 pyasn1_modules pycparser pydantic
+pydantic_core pygments pylab pyparsing pyproject_hooks pytest python_discovery requests
+rich ruff scipy setuptools six sklearn skops slugify smmap sqlalchemy sqlparse starlette
+tensorflow termcolor text_unidecode tf threadpoolctl tomli_w typing_extensions
+typing_inspection tzdata urllib3 uvicorn vendor_licenses virtualenv wcwidth werkzeug
+wheel wrapt yaml yarl zipp
+""".split()
 )
+# END dependency modules
+MAX_NAME_LENGTH = 64  # keeps every path of the project well within Windows' 260
+# PEP 508's distribution names: ASCII letters, digits, ".", "_", "-", alphanumeric ends.
+DISTRIBUTION_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
 YES_NO_ANSWERS = ("example_data", "kedro_viz")
 
 
-def package_name_error(name: str) -> str | None:
+def package_name_error(name: str) -> str | None:  # noqa: PLR0911
     """Say why ``name`` cannot be the generated Python package, or None if it can."""
     if not name.isidentifier():
         return f"python_package '{name}' is not a valid Python identifier"
+    if not DISTRIBUTION_NAME.fullmatch(name):
+        return (
+            f"python_package '{name}' cannot be a distribution name (PEP 508: ASCII "
+            "letters, digits, '_', '-', '.', starting and ending with a letter or digit)"
+        )
+    if len(name) > MAX_NAME_LENGTH:
+        return (
+            f"python_package '{shortened(name)}' is over {MAX_NAME_LENGTH} characters"
+        )
     if keyword.iskeyword(name):
         return f"python_package '{name}' is a Python keyword"
+    if name.lower() == "tests":
+        return f"python_package '{name}' would take the place of the project's tests"
     if name in sys.stdlib_module_names:
         return f"python_package '{name}' shadows the standard-library module '{name}'"
-    if name.lower() in DEPENDENCY_NAMES:
+    if name.lower() in DEPENDENCY_MODULES:
         return f"python_package '{name}' shadows the dependency '{name}'"
     return None
+
+
+def shortened(value: object) -> object:
+    """A long answer cut to its start, so the error stays one readable line."""
+    if isinstance(value, str) and len(value) > MAX_NAME_LENGTH:
+        return value[:20] + "..."
+    return value
+
+
+def ascii_suggestion(value: str) -> str:
+    """``value`` with accents dropped (Café -> Cafe): a name the rules may accept."""
+    return unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()
 
 
 def answer_errors(answers: dict, prompts: dict) -> list[str]:
@@ -78,9 +93,14 @@ def answer_errors(answers: dict, prompts: dict) -> list[str]:
         value = answers.get(key)
         if key in YES_NO_ANSWERS and isinstance(value, bool):
             continue  # an unquoted yes/no in a --config YAML file arrives as a boolean
-        if not isinstance(value, str) or not re.match(prompt["regex_validator"], value):
+        # fullmatch: "$" would also accept a trailing newline.
+        if not isinstance(value, str) or not re.fullmatch(
+            prompt["regex_validator"], value
+        ):
             message = " ".join(prompt["error_message"].split())
-            errors.append(f"{key} {value!r} is invalid: {message}")
+            if isinstance(value, str) and not value.isascii():
+                message += f" Try {ascii_suggestion(value).strip()!r}."
+            errors.append(f"{key} {shortened(value)!r} is invalid: {message}")
     package_error = package_name_error(str(answers.get("python_package", "")))
     if package_error:
         errors.append(f"{package_error}; choose another project name.")

@@ -8,47 +8,102 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import astuple
 
 import pytest
 from helpers import TEMPLATE, run
+from PIL import Image
 
-RUN = TEMPLATE / "benchmarks" / "run.py"
+BENCHMARKS = TEMPLATE / "benchmarks"
+RUN = BENCHMARKS / "run.py"
 HEADER = "| # | measure | project | hand-written / detail | ratio | target | met |"
+sys.path.insert(0, str(BENCHMARKS))
+import datasets  # noqa: E402  benchmarks/datasets.py
+from comparisons import load_all  # noqa: E402
 
 
 def test_benchmark_command_documents_its_options():
     result = run([sys.executable, str(RUN), "--help"], cwd=TEMPLATE, timeout=60)
     for option in ("--tiny", "--images", "--pixels", "--repeats", "--only"):
         assert option in result.stdout
+    for option in ("--datasets", "--backbone", "--epochs", "--requests"):
+        assert option in result.stdout
+
+
+def test_each_comparison_is_one_module_with_its_row_number_and_key():
+    modules = load_all()
+    numbers = [module.NUMBER for module in modules]
+    assert numbers == sorted(set(numbers))
+    assert {1, 2, 3, 4, 5, 6, 7} <= set(numbers)
+    assert len({module.KEY for module in modules}) == len(modules)
+    assert [m.NUMBER for m in modules if getattr(m, "SETUP", False)] == [6]
+
+
+@pytest.mark.parametrize(
+    ("name", "classes", "count", "side"),
+    [
+        ("shapes", {"circle", "square", "triangle"}, 30, 48),
+        ("textures", {"brick", "grass", "gravel"}, 300, 512 // 10),
+        ("faces", {"face", "non_face"}, 200, 25),
+    ],
+)
+def test_datasets_are_class_folders_of_real_image_files(
+    tmp_path, name, classes, count, side
+):
+    """Each dataset is written as <class>/<file>, the files decode to the stated size,
+    and the same arguments write the same pixels."""
+    images = 30 if name == "shapes" else 300
+    first = datasets.build(name, tmp_path / "a", images=images, pixels=48)
+    again = datasets.build(name, tmp_path / "b", images=images, pixels=48)
+    assert again == datasets.Dataset(name, tmp_path / "b", *astuple(first)[2:])
+    assert set(first.classes) == classes
+    assert {p.name for p in first.folder.iterdir()} == classes
+    files = sorted(p for p in first.folder.rglob("*") if p.is_file())
+    assert len(files) == first.images == count
+    for path in files[:: max(1, len(files) // 10)]:
+        with Image.open(path) as image:
+            assert image.size == (side, side), path
+        twin = tmp_path / "b" / path.relative_to(first.folder)
+        assert twin.read_bytes() == path.read_bytes()
+    if name == "textures":  # grid crops: no two crops of one photo are the same
+        crops = {p.read_bytes() for p in (first.folder / "brick").iterdir()}
+        assert len(crops) == count // 3
+
+
+def test_datasets_name_a_bad_request(tmp_path):
+    with pytest.raises(ValueError, match="unknown dataset 'leaves'"):
+        datasets.build("leaves", tmp_path / "x")
+    with pytest.raises(ValueError, match="textures: 30000 images"):
+        datasets.build("textures", tmp_path / "y", images=30000)
 
 
 @pytest.mark.slow
 def test_benchmarks_run_end_to_end_in_tiny_mode(tmp_path):
-    """Every comparison (1-7) prints at least one row of the table; the JSON report
-    holds the raw measurements of each."""
+    """Every comparison prints at least one row of the table, rows 2 and 7 once per
+    dataset; the JSON report holds the raw measurements of each, and --report prints
+    the same table again."""
     report_path = tmp_path / "results.json"
     result = run(
         [sys.executable, str(RUN), "--tiny", "--workdir", str(tmp_path / "work")]
         + ["--json", str(report_path)],
         cwd=TEMPLATE,
-        timeout=1200,
+        timeout=1500,
     )
     table = [line for line in result.stdout.splitlines() if line.startswith("|")]
     assert table[0] == HEADER, result.stdout
     numbers = [line.split("|")[1].strip() for line in table[2:]]
-    assert sorted(set(numbers)) == [str(n) for n in range(1, 8)], result.stdout
+    expected = {str(module.NUMBER) for module in load_all()}
+    assert set(numbers) == expected, result.stdout
     for line in table[2:]:
         assert line.count("|") == HEADER.count("|"), line
+    for dataset in ("shapes", "textures"):
+        assert any(f"test accuracy, {dataset}," in line for line in table), dataset
+        assert any(f"wall time, s, {dataset} (1 epochs" in line for line in table)
     report = json.loads(report_path.read_text())
-    assert set(report["results"]) == {
-        "first_prediction",
-        "served",
-        "predict",
-        "throughput",
-        "end_to_end",
-        "accuracy",
-        "memory",
-    }
+    assert set(report["results"]) == {module.KEY for module in load_all()}
+    assert set(report["results"]["accuracy"]) == {"seeds", "shapes", "textures"}
     assert report["settings"]["tiny"] is True
     assert report["machine"]["tensorflow"]
     assert "done in" in result.stderr
+    again = run([sys.executable, str(RUN), "--report", str(report_path)], cwd=TEMPLATE)
+    assert again.stdout.strip() == result.stdout.strip()

@@ -34,7 +34,18 @@ DOCUMENTED_VALUES = {
     "kedro_viz": ["yes", "no", "y", "n", "YES", "No"],
 }
 INVALID_VALUES = {
-    "project_name": ["", "a", "1abc", "my.pkg", "_private", "name!", "-name"],
+    "project_name": [
+        "",
+        "a",
+        "1abc",
+        "my.pkg",
+        "_private",
+        "name!",
+        "-name",
+        "Leaf Disease\n",
+        "Café Vision",
+        "A" * 65,
+    ],
     "image_size": ["", "16", "31", "513", "1024", "064", "64.0", "abc", " 64"],
     "example_data": ["", "maybe", "true", "1", "yess"],
     "tracking_uri": [
@@ -46,6 +57,7 @@ INVALID_VALUES = {
         "http://a b",
         'https://mlflow.example.com/"quoted"',
         "https://mlflow.example.com/${user}",
+        "local\n",
     ],
     "kedro_viz": ["", "maybe", "true", "2"],
 }
@@ -54,6 +66,15 @@ INVALID_VALUES = {
 def load_hook(name: str):
     """Import a hook as a module: it is valid Python before cookiecutter renders it."""
     spec = importlib.util.spec_from_file_location(f"hook_{name}", HOOKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_script(name: str):
+    """Import a script of scripts/ as a module."""
+    path = TEMPLATE / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"script_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -75,8 +96,8 @@ def default_context(**answers: object) -> dict:
 
 
 def matches(key: str, value: str) -> bool:
-    # Kedro checks a typed answer with re.match, and so does the hook.
-    return re.match(PROMPTS[key]["regex_validator"], value) is not None
+    # The hook checks the whole answer: re.match with "$" would accept a trailing newline.
+    return re.fullmatch(PROMPTS[key]["regex_validator"], value) is not None
 
 
 def cases(values: dict[str, list[str]]) -> list:
@@ -155,6 +176,14 @@ BAD_ANSWERS = [
     pytest.param(({"project_name": "Kedro"}, "kedro", "python_package 'kedro' shadows the dependency"), id="dependency-kedro"),
     pytest.param(({"project_name": "tensorflow"}, "tensorflow", "python_package 'tensorflow' shadows the dependency"), id="dependency-tensorflow"),
     pytest.param(({"project_name": "kedro-mlflow"}, "kedro_mlflow", "python_package 'kedro_mlflow' shadows the dependency"), id="dependency-kedro-mlflow"),
+    pytest.param(({"project_name": "Packaging"}, "packaging", "python_package 'packaging' shadows the dependency"), id="dependency-packaging"),
+    pytest.param(({"project_name": "Typing Extensions"}, "typing_extensions", "python_package 'typing_extensions' shadows the dependency"), id="dependency-typing-extensions"),
+    pytest.param(({"project_name": "Attr"}, "attr", "python_package 'attr' shadows the dependency"), id="dependency-attr"),
+    pytest.param(({"project_name": "Tests"}, "tests", "python_package 'tests' would take the place of the project's tests"), id="tests"),
+    pytest.param(({"project_name": "Café Vision"}, "café_vision", "project_name 'Café Vision' is invalid: It must start with a letter, contain only ASCII letters"), id="non-ascii"),
+    pytest.param(({"project_name": "Leaf Disease\n"}, "leaf_disease", "project_name 'Leaf Disease\\n' is invalid"), id="trailing-newline"),
+    pytest.param(({"project_name": "A" * 300}, "a" * 300, "project_name 'AAAAAAAAAAAAAAAAAAAA...' is invalid"), id="300-characters"),
+    pytest.param(({"tracking_uri": "local\n"}, DEFAULT_PACKAGE, "tracking_uri 'local\\n' is invalid"), id="tracking_uri-trailing-newline"),
     pytest.param(({"image_size": "16"}, DEFAULT_PACKAGE, "image_size '16' is invalid"), id="image_size-too-small"),
     pytest.param(({"image_size": "abc"}, DEFAULT_PACKAGE, "image_size 'abc' is invalid"), id="image_size-not-a-number"),
     pytest.param(({"image_size": "1024"}, DEFAULT_PACKAGE, "image_size '1024' is invalid"), id="image_size-too-large"),
@@ -314,3 +343,36 @@ def test_package_names_of_imported_dependencies_are_refused(pre_gen, name):
     assert pre_gen.package_name_error(name) == (
         f"python_package '{name}' shadows the dependency '{name}'"
     )
+
+
+def test_a_non_ascii_name_gets_a_suggestion(pre_gen):
+    errors = pre_gen.answer_errors(default_context(project_name="Café Vision"), PROMPTS)
+    assert errors[0].endswith("Try 'Cafe Vision'.")
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("café_vision", "cannot be a distribution name (PEP 508"),
+        ("a_", "cannot be a distribution name (PEP 508"),
+        ("a" * 65, "is over 64 characters"),
+        ("tests", "would take the place of the project's tests"),
+        ("Tests", "would take the place of the project's tests"),
+        ("packaging", "shadows the dependency 'packaging'"),
+        ("typing_extensions", "shadows the dependency"),
+        ("attr", "shadows the dependency"),
+        ("google", "shadows the dependency"),
+    ],
+)
+def test_package_names_the_project_cannot_use(pre_gen, name, reason):
+    assert reason in pre_gen.package_name_error(name)
+
+
+def test_the_hook_lists_every_module_the_project_environment_imports(pre_gen):
+    """The hook's list covers every top-level module of the installed dependencies
+    (regenerate it with `python scripts/dependency_modules.py`)."""
+    script = load_script("dependency_modules")
+    installed = script.importable_modules()
+    assert {"packaging", "typing_extensions", "attr", "keras", "mlflow"} <= installed
+    assert installed <= pre_gen.DEPENDENCY_MODULES
+    assert script.hook_modules() == pre_gen.DEPENDENCY_MODULES

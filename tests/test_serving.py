@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import functools
 import io
+import re
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -21,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
-from helpers import BIN, kedro, project_tracking_uri, run, run_statuses
+from helpers import BIN, command_env, kedro, project_tracking_uri, run, run_statuses
 from helpers import EXAMPLE_CLASSES as CLASSES
 from helpers import TRAINED_PACKAGE as PACKAGE
 from PIL import Image
@@ -246,6 +248,91 @@ def test_kedro_serve_names_a_missing_version(trained_project):
     assert "Traceback" not in output
 
 
+def test_kedro_serve_logs_no_kedro_lines_per_request(kedro_server, test_images):
+    """The model's pipeline runs on every request, quietly: the log does not grow."""
+    before = kedro_server.log.read_text()
+    for _ in range(5):
+        predictions_of(kedro_server.post(records(test_images["base64"][0])))
+    added = kedro_server.log.read_text()[len(before) :]
+    assert "Running node" not in added
+    assert "Loading data from" not in added
+
+
+# --- several workers ------------------------------------------------------------------
+
+
+def test_kedro_serve_workers_each_load_the_model_once(
+    trained_project, test_images, tmp_path
+):
+    """`--workers 2`: two processes answer, and each loaded the model once."""
+    server = start_server(
+        [sys.executable, "-m", "kedro", "serve", "--workers", "2"],
+        cwd=trained_project.path,
+        log=tmp_path / "server.log",
+    )
+    try:
+        body = records(*test_images["base64"].tolist()[:4])
+
+        def worker_of_one_request(_: int) -> str:
+            response = requests.post(f"{server.url}/invocations", json=body, timeout=60)
+            assert_predictions_are_sane(predictions_of(response), 4)
+            return response.headers["X-Worker-Pid"]
+
+        answered: set[str] = set()
+        deadline = time.monotonic() + 120  # the second worker may still be loading
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            while len(answered) < 2 and time.monotonic() < deadline:
+                answered |= set(pool.map(worker_of_one_request, range(16)))
+        loads = re.findall(r"Worker (\d+) loaded models:/", server.log.read_text())
+    finally:
+        stop_server(server)
+    assert len(answered) == 2, f"only worker(s) {answered} answered"
+    assert sorted(loads) == sorted(answered), server.log.read_text()[-3000:]
+
+
+# --- the model in a notebook or script ------------------------------------------------
+
+PREDICT_SCRIPT = """
+import base64, sys
+import mlflow, pandas as pd
+model = mlflow.pyfunc.load_model(sys.argv[1])
+frame = pd.DataFrame({"image": [base64.b64decode(sys.argv[2])]})
+print("PREDICT-START", flush=True)
+for _ in range(3):
+    model.predict(frame)
+print("PREDICT-END", flush=True)
+"""
+
+
+@pytest.mark.parametrize("verbose", [False, True], ids=["default", "MODEL_KEDRO_LOGS"])
+def test_loaded_model_predicts_quietly_unless_asked(
+    trained_project, test_images, tmp_path, verbose
+):
+    """`mlflow.pyfunc.load_model(uri).predict(df)` in a plain Python process: no
+    output at all while predicting, unless MODEL_KEDRO_LOGS=1 asks for Kedro's lines."""
+    env = command_env(MLFLOW_TRACKING_URI=trained_project.tracking_uri, PYTHONPATH="")
+    if verbose:
+        env["MODEL_KEDRO_LOGS"] = "1"
+    script = [sys.executable, "-u", "-c", PREDICT_SCRIPT]
+    result = subprocess.run(
+        [*script, f"models:/{PACKAGE}/1", test_images["base64"][0]],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-6000:]
+    during = result.stdout.split("PREDICT-START")[1].split("PREDICT-END")[0]
+    lines = during.strip().splitlines()
+    if verbose:
+        assert during.count("Running node") == 3 * 2, during  # two nodes, 3 predicts
+    else:
+        assert lines == [], during
+
+
 # --- plain mlflow models serve ------------------------------------------------------
 
 
@@ -343,7 +430,9 @@ def test_batch_inference_writes_one_row_per_file(
     (folder / "notes.txt").write_text(f"{MARKER}: not an image\n")
     (folder / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
 
-    kedro("run", "--pipeline", "batch_inference", cwd=batch_project)
+    result = kedro("run", "--pipeline", "batch_inference", cwd=batch_project)
+    # The model's own pipeline runs quietly inside the run's one node.
+    assert (result.stdout + result.stderr).count("Running node") == 1
 
     table = pd.read_csv(
         batch_project / "data/07_model_output/batch_predictions.csv",

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mlflow
@@ -175,6 +176,55 @@ def test_logged_model_signature_is_the_payload_and_takes_no_params(trained_proje
     assert info.saved_input_example_info is not None
 
 
+def test_logged_model_declares_its_output_columns(trained_project):
+    """label, confidence and one probability per class, in the model's signature."""
+    mlflow.set_tracking_uri(trained_project.tracking_uri)
+    info = mlflow.models.get_model_info(f"models:/{PACKAGE}@champion")
+    assert info.signature.outputs.to_dict() == [
+        {"type": "string", "name": "label", "required": True},
+        {"type": "double", "name": "confidence", "required": True},
+        *(
+            {"type": "double", "name": f"probability_{name}", "required": True}
+            for name in CLASSES
+        ),
+    ]
+
+
+def test_registered_model_is_described_tagged_and_champion(client, training_run):
+    """What the MLflow UI shows: description, tags, the champion alias, the name."""
+    version = client.get_model_version_by_alias(PACKAGE, "champion")
+    assert int(version.version) == 1
+    assert version.run_id == training_run.info.run_id
+    for text in (version.description, client.get_registered_model(PACKAGE).description):
+        assert "circle, square, triangle" in text
+        assert "64x64" in text
+        assert "dataframe_records" in text
+    assert version.tags["classes"] == ",".join(CLASSES)
+    assert version.tags["backbone"] == "small_cnn"
+    assert len(version.tags["data_digest"]) >= 8  # noqa: PLR2004
+    assert len(version.tags["test_digest"]) >= 8  # noqa: PLR2004
+    model = client.get_logged_model(version.source.removeprefix("models:/"))
+    assert model.name == PACKAGE
+
+
+def test_model_page_shows_the_kept_epoch_and_test_metrics(client, training_run):
+    """The logged model's metrics (its MLflow page) are the best epoch's and the test's,
+    not those of the first epoch."""
+    run_id = training_run.info.run_id
+    [model] = client.search_logged_models(
+        experiment_ids=[training_run.info.experiment_id]
+    )
+    metrics = {m.key: m for m in model.metrics}
+    test = {k: v for k, v in training_run.data.metrics.items() if k.startswith("test.")}
+    assert {k: metrics[k].value for k in test} == test
+    val_losses = client.get_metric_history(run_id, "training.val_loss")
+    best = min(val_losses, key=lambda m: m.value)
+    assert metrics["training.val_loss"].step == best.step > 0
+    assert metrics["training.val_loss"].value == best.value
+    accuracy = client.get_metric_history(run_id, "training.accuracy")
+    assert metrics["training.accuracy"].value == accuracy[best.step - 1].value
+
+
 def test_logged_model_pins_its_requirements(trained_project):
     """Serving dependencies are explicit and pinned to the training environment."""
     mlflow.set_tracking_uri(trained_project.tracking_uri)
@@ -263,5 +313,104 @@ def test_interrupted_run_is_marked_killed_and_registers_nothing(project_copy):
     assert process.returncode == 128 + signal.SIGTERM
 
     client = mlflow.MlflowClient(project_tracking_uri(project_copy))
+    assert run_statuses(client, PACKAGE) == ["FINISHED", "KILLED"]
+    assert registered_versions(client, PACKAGE) == [1]
+
+
+def test_a_bad_parameter_stops_the_cli_in_one_line(project_copy):
+    """`kedro run --params` with a bad value: one line naming it, and no MLflow run."""
+    result = kedro(
+        "run",
+        "--params",
+        "train_classifier.epochs=0",
+        cwd=project_copy,
+        expect_success=False,
+    )
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: train_classifier.epochs must be an integer >= 1, got 0"
+    )
+    assert "Traceback" not in result.stdout + result.stderr
+    client = mlflow.MlflowClient(project_tracking_uri(project_copy))
+    assert run_statuses(client, PACKAGE) == ["FINISHED"]
+
+
+@pytest.mark.parametrize(
+    "part",
+    [["--from-nodes", "predict_test_images"], ["--to-nodes", "split_images"]],
+    ids=["evaluation-only", "data-processing-only"],
+)
+def test_a_partial_run_logs_and_registers_no_model(project_copy, part):
+    """A run that does not train cannot register the model file left on disk."""
+    result = kedro("run", *part, cwd=project_copy)
+    assert "so it logs and registers no model; run `kedro run`" in " ".join(
+        (result.stdout + result.stderr).split()
+    )
+    client = mlflow.MlflowClient(project_tracking_uri(project_copy))
+    assert registered_versions(client, PACKAGE) == [1]
+    experiment = client.get_experiment_by_name(PACKAGE)
+    assert len(client.search_logged_models([experiment.experiment_id])) == 1
+
+
+def test_a_model_below_the_gate_is_logged_not_registered(project_copy):
+    """The gate's minimum is a parameter; a refused model says why."""
+    result = kedro(
+        "run",
+        "--params",
+        "train_classifier.epochs=1,register_model.minimum=1.0",
+        cwd=project_copy,
+    )
+    output = " ".join((result.stdout + result.stderr).split())
+    assert f"but not registered as '{PACKAGE}': test.accuracy" in output
+    client = mlflow.MlflowClient(project_tracking_uri(project_copy))
+    assert registered_versions(client, PACKAGE) == [1]
+    experiment = client.get_experiment_by_name(PACKAGE)
+    assert len(client.search_logged_models([experiment.experiment_id])) == 2  # noqa: PLR2004
+
+
+def test_champion_stays_on_the_better_version(project_copy):
+    """A worse model is registered, but `champion`, and so `kedro serve`, stay on v1."""
+    result = kedro(
+        "run",
+        "--params",
+        "train_classifier.epochs=1,register_model.minimum=0",
+        cwd=project_copy,
+    )
+    output = " ".join((result.stdout + result.stderr).split())
+    assert "'champion' stays on version 1: its test.accuracy" in output
+    client = mlflow.MlflowClient(project_tracking_uri(project_copy))
+    assert registered_versions(client, PACKAGE) == [1, 2]
+    assert client.get_model_version_by_alias(PACKAGE, "champion").version == "1"
+
+
+def test_sigterm_while_the_model_is_logged_leaves_no_pending_model(project_copy):
+    """The signal lands while MLflow writes the model (PENDING): it ends FAILED."""
+    client = mlflow.MlflowClient(project_tracking_uri(project_copy))
+    experiment_id = client.get_experiment_by_name(PACKAGE).experiment_id
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kedro", "run", "--params", "train_classifier.epochs=1"],
+        cwd=project_copy,
+        env=command_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for line in process.stdout:
+            if "Pipeline execution completed" in line:
+                break
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            statuses = [m.status for m in client.search_logged_models([experiment_id])]
+            if "PENDING" in statuses or statuses.count("READY") > 1:
+                break
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert "PENDING" in statuses, f"the model was logged before the signal: {statuses}"
+    assert process.returncode == 128 + signal.SIGTERM
+    statuses = sorted(m.status for m in client.search_logged_models([experiment_id]))
+    assert statuses == ["FAILED", "READY"]
     assert run_statuses(client, PACKAGE) == ["FINISHED", "KILLED"]
     assert registered_versions(client, PACKAGE) == [1]

@@ -1,4 +1,4 @@
-"""`kedro serve` picks the registered version to serve: the latest or the chosen one."""
+"""`kedro serve` picks the registered version to serve: champion, the latest, or the chosen one."""
 
 from __future__ import annotations
 
@@ -30,7 +30,12 @@ def registry(tmp_path: Path) -> Iterator[mlflow.MlflowClient]:
     mlflow.set_tracking_uri(previous)
 
 
-def test_latest_version_by_default(registry: mlflow.MlflowClient) -> None:
+def test_champion_by_default(registry: mlflow.MlflowClient) -> None:
+    assert registered_model_uri(NAME) == f"models:/{NAME}/2"
+
+
+def test_latest_version_without_champion(registry: mlflow.MlflowClient) -> None:
+    registry.delete_registered_model_alias(NAME, "champion")
     assert registered_model_uri(NAME) == f"models:/{NAME}/3"
 
 

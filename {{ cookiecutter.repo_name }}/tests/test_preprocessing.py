@@ -194,7 +194,7 @@ def test_training_and_serving_give_identical_tensors(
     """The same file becomes the same tensor in training and in the served model."""
     path = tmp_path / case.file_name
     sample_image(case.mode).save(path, **case.save_args)
-    image_params = {"size": 16, "channels": channels}
+    image_params = project_parameters["image"] | {"size": 16, "channels": channels}
 
     training_batches = image_batches(
         [ImageDataset(filepath=str(path)).load], [0], 16, channels, batch_size=1

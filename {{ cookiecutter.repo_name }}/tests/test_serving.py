@@ -1,4 +1,4 @@
-"""The server of `kedro serve`: MLflow's scoring app with one-line 4xx errors.
+"""The server of `kedro serve`: MLflow's scoring protocol with one-line 4xx errors.
 
 A stand-in model (the real payload checks, then dark or bright) is served over HTTP
 on a free loopback port, in a thread of the test process.
@@ -9,27 +9,29 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
+import select
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from http import HTTPStatus
-from types import SimpleNamespace
 from typing import Any
+from urllib.parse import urlsplit
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 import requests
 import uvicorn
 from mlflow.exceptions import MlflowException
-from mlflow.models import Model
 from PIL import Image
 
-from {{ cookiecutter.python_package }}.model_logging import (
-    model_signature,
+from {{ cookiecutter.python_package }}.payload import (
+    InvalidPayloadError,
 )
 from {{ cookiecutter.python_package }}.pipelines.inference.nodes import (
-    InvalidPayloadError,
     preprocess_payload,
 )
 from {{ cookiecutter.python_package }}.serving import (
@@ -41,10 +43,9 @@ MARKER = "PAYLOAD-MARKER"  # inside bad payloads; no response may repeat it
 
 
 class StandInModel:
-    """Stands for the logged model: its signature, its payload checks, two classes."""
+    """Stands for the logged model: its payload checks, then two classes."""
 
     def __init__(self, parameters: dict[str, Any]) -> None:
-        self.metadata = Model(signature=model_signature())
         self.parameters = parameters
 
     def predict(self, data: pd.DataFrame, params: Any = None) -> pd.DataFrame:
@@ -78,26 +79,23 @@ NOT_AN_IMAGE = base64.b64encode(MARKER.encode()).decode()
 def url(fast_parameters: dict[str, Any]) -> Iterator[str]:
     """The /invocations URL of a server started for this module, stopped after it."""
     parameters = {
-        "image": fast_parameters["image"],
+        "image": fast_parameters["image"] | {"max_pixels": 10_000},
         "preprocess_payload": fast_parameters["preprocess_payload"]
-        | {"max_image_bytes": 2000, "max_image_pixels": 10_000},
+        | {"max_image_bytes": 2000},
     }
-    with pytest.MonkeyPatch.context() as patch:
-        # MLflow's app marks the process as a server; unmark it after this module.
-        patch.setenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "true")
-        app = create_app(StandInModel(parameters), max_request_bytes=MAX_REQUEST_BYTES)
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "no server"
-            time.sleep(0.02)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}/invocations"
-        server.should_exit = True
-        thread.join(timeout=10)
+    app = create_app(StandInModel(parameters), max_request_bytes=MAX_REQUEST_BYTES)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "no server"
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}/invocations"
+    server.should_exit = True
+    thread.join(timeout=10)
 
 
 def test_records_and_split_get_one_prediction_per_image(url: str) -> None:
@@ -232,10 +230,9 @@ def test_server_keeps_serving_after_bad_requests(url: str) -> None:
     assert response.json() == {"predictions": [{"label": "bright"}]}
 
 
-def response_of(error: Exception | None, *, predicted: bool = False) -> tuple[int, str]:
-    """Status and message answered for what the model raised, or after it predicted."""
-    recording = SimpleNamespace(error=error, predicted=predicted)
-    response = model_error_response(recording)
+def response_of(error: Exception) -> tuple[int, str]:
+    """Status and message answered for what the model's predict raised."""
+    response = model_error_response(error)
     return response.status_code, json.loads(response.body)["message"]
 
 
@@ -247,17 +244,10 @@ def test_model_rejection_message_is_passed_on() -> None:
 
 def test_mlflow_refusal_is_400_without_its_message() -> None:
     """MLflow's schema errors repeat the request: their text is not returned."""
-    for error in (MlflowException(f"Failed to predict data '{MARKER}'"), None):
-        status, message = response_of(error)
-        assert status == HTTPStatus.BAD_REQUEST
-        assert MARKER not in message
-        assert "dataframe_records" in message
-
-
-def test_failure_after_predicting_is_500() -> None:
-    """MLflow failing to write good predictions is not the client's fault."""
-    status, _ = response_of(None, predicted=True)
-    assert status == HTTPStatus.INTERNAL_SERVER_ERROR
+    status, message = response_of(MlflowException(f"Failed to enforce '{MARKER}'"))
+    assert status == HTTPStatus.BAD_REQUEST
+    assert MARKER not in message
+    assert "dataframe_records" in message
 
 
 def test_request_over_the_size_limit_gets_413(url: str) -> None:
@@ -276,3 +266,90 @@ def test_model_failure_is_500_without_details(
     assert status == HTTPStatus.INTERNAL_SERVER_ERROR
     assert MARKER not in message
     assert MARKER in caplog.text
+
+
+def test_mlflow_routes_answer_as_mlflow_models_serve(url: str) -> None:
+    """/ping and /health for load balancers, /version for clients: MLflow's answers."""
+    base = url.removesuffix("/invocations")
+    for path in ("/ping", "/health"):
+        response = requests.get(base + path, timeout=30)
+        assert (response.status_code, response.text) == (HTTPStatus.OK, "\n")
+    response = requests.get(base + "/version", timeout=30)
+    assert response.text == mlflow.__version__
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/nowhere", 404), ("GET", "/invocations", 405), ("PUT", "/ping", 405)],
+    ids=["unknown-path", "get-invocations", "put-ping"],
+)
+def test_every_error_body_is_the_servers_json(
+    url: str, method: str, path: str, status: int
+) -> None:
+    """Not FastAPI's own {"detail": ...}: the same two fields as every other error."""
+    base = url.removesuffix("/invocations")
+    response = requests.request(method, base + path, timeout=30)
+    assert response.status_code == status
+    assert set(response.json()) == {"error_code", "message"}
+
+
+def test_content_type_is_matched_case_insensitively(url: str) -> None:
+    """`Application/JSON; Charset=UTF-8` is JSON, as HTTP says media types are."""
+    response = requests.post(
+        url,
+        data=json.dumps(records(BRIGHT)),
+        headers={"Content-Type": "Application/JSON; Charset=UTF-8"},
+        timeout=30,
+    )
+    assert response.json() == {"predictions": [{"label": "bright"}]}
+
+
+def test_deeply_nested_json_gets_400(url: str) -> None:
+    """A body that would exhaust the JSON parser's recursion is the client's fault."""
+    nested = '{"dataframe_records": ' + "[" * 50_000 + "]" * 50_000 + "}"
+    response = requests.post(
+        url, data=nested, headers={"Content-Type": "application/json"}, timeout=30
+    )
+    assert response.status_code == HTTPStatus.BAD_REQUEST
+    assert response.json()["message"] == "the body's JSON is nested too deeply"
+
+
+def test_chunked_upload_is_refused_once_over_the_limit(url: str) -> None:
+    """No Content-Length: the server counts while the body streams in and stops there.
+
+    The client has 400 MB to send; the 413 must come long before it is all sent.
+    """
+    client_bytes = 400_000_000
+    address = urlsplit(url)
+    chunk = b"[" * 65_536
+    frame = b"%x\r\n%b\r\n" % (len(chunk), chunk)
+    sent = 0
+    with socket.create_connection((address.hostname, address.port)) as connection:
+        connection.sendall(
+            b"POST /invocations HTTP/1.1\r\nHost: test\r\n"
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        connection.settimeout(2)
+        while sent < client_bytes and not select.select([connection], [], [], 0)[0]:
+            try:
+                connection.sendall(frame)
+            except (TimeoutError, OSError):  # the server stopped reading, or closed
+                break
+            sent += len(chunk)
+        answer = b""
+        while b"}" not in answer:
+            data = connection.recv(65_536)
+            assert data, f"no answer after {sent} bytes: {answer!r}"
+            answer += data
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413"), head
+    message = json.loads(body)["message"]
+    assert f"over the limit of {MAX_REQUEST_BYTES} bytes" in message
+    assert sent < 100 * MAX_REQUEST_BYTES, f"{sent} bytes were read before the 413"
+    assert requests.post(url, json=records(DARK), timeout=30).ok  # still serving
+
+
+def test_responses_name_the_worker_process(url: str) -> None:
+    """Each answer says which server process gave it: here, this test's own."""
+    response = requests.post(url, json=records(DARK), timeout=30)
+    assert response.headers["X-Worker-Pid"] == str(os.getpid())

@@ -11,7 +11,7 @@ from kedro.framework.cli.utils import env_option
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import ProjectMetadata
 
-DEFAULT_HOST = "127.0.0.1"  # as in serving.py, which is too slow to import here
+DEFAULT_HOST = "127.0.0.1"  # also python -m <package>.serving's
 DEFAULT_PORT = 5001  # 5000 is `kedro mlflow ui`'s
 
 
@@ -23,43 +23,20 @@ def cli() -> None:
 def registered_model_uri(
     name: str, version: int | None = None, alias: str | None = None
 ) -> str:
-    """``models:/<name>/<version>`` of a registered version: the chosen one or the latest.
-
-    Raises ``click.ClickException`` when there is no such version.
+    """``models:/<name>/<version>``: the version or alias asked for, else ``champion``,
+    else the latest; it says which. Raises ``click.ClickException`` when there is none.
     """
-    from mlflow import MlflowClient  # noqa: PLC0415  slow import, for `serve` only
-    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+    from {{ cookiecutter.python_package }}.registration import (  # noqa: PLC0415
+        RegistryLookupError,
+        served_version,
+    )
 
-    client = MlflowClient()
     try:
-        if alias is not None:
-            version = int(client.get_model_version_by_alias(name, alias).version)
-        elif version is not None:
-            client.get_model_version(name, str(version))
-        else:
-            versions = [
-                v
-                for v in client.search_model_versions(f"name='{name}'")
-                if v.status == "READY"
-            ]
-            if not versions:
-                raise click.ClickException(
-                    f"No ready version of the model '{name}' is registered in "
-                    f"{client.tracking_uri}: train one with `kedro run`"
-                )
-            version = max(int(v.version) for v in versions)
-    except MlflowException as error:
-        if alias is not None:
-            wanted = f"the alias '{alias}'"
-        elif version is not None:
-            wanted = f"version {version}"
-        else:
-            wanted = "its versions"
-        raise click.ClickException(
-            f"Cannot find {wanted} of the model '{name}' in {client.tracking_uri}: "
-            f"{error.message}"
-        ) from error
-    return f"models:/{name}/{version}"
+        chosen, reason = served_version(name, version, alias)
+    except RegistryLookupError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"Version {chosen.version} of '{name}' ({reason})")
+    return f"models:/{name}/{chosen.version}"
 
 
 @cli.command()
@@ -67,7 +44,7 @@ def registered_model_uri(
     "--version",
     "model_version",
     type=click.IntRange(min=1),
-    help="Registered version to serve. Default: the latest.",
+    help="Registered version to serve. Default: champion, else the latest.",
 )
 @click.option("--alias", help="Serve the version that has this alias, e.g. champion.")
 @click.option(
@@ -79,6 +56,13 @@ def registered_model_uri(
 @click.option(
     "--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535)
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Server processes, each with its own copy of the model; up to one per core.",
+)
 @env_option
 @click.pass_obj  # the project's metadata
 def serve(
@@ -87,6 +71,7 @@ def serve(
     alias: str | None,
     host: str,
     port: int,
+    workers: int,
     env: str | None,
 ) -> None:
     """Serve the registered model over HTTP with MLflow's scoring protocol.
@@ -99,16 +84,14 @@ def serve(
         raise click.UsageError("Choose --version or --alias, not both.")
     import mlflow  # noqa: PLC0415  slow imports, for `serve` only
 
-    from {{ cookiecutter.python_package }}.pipeline_registry import (  # noqa: PLC0415
-        REGISTERED_MODEL_NAME,
-    )
     from {{ cookiecutter.python_package }}.serving import (  # noqa: PLC0415
         serve_model,
     )
 
     # kedro-mlflow's hook points MLflow at the project's tracking store and registry.
     with KedroSession.create(project_path=metadata.project_path, env=env) as session:
-        session.load_context()
-    model_uri = registered_model_uri(REGISTERED_MODEL_NAME, model_version, alias)
+        catalog = session.load_context().catalog
+    model_name = catalog.get("registered_model").model_name
+    model_uri = registered_model_uri(model_name, model_version, alias)
     click.echo(f"Serving {model_uri} of {mlflow.get_tracking_uri()}")
-    serve_model(model_uri, host, port)
+    serve_model(model_uri, host, port, workers)

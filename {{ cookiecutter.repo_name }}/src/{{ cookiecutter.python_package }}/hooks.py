@@ -1,16 +1,160 @@
-"""Project hooks."""
+"""Project hooks: parameters checked first, models registered on merit, runs closed right.
+
+Kedro calls plugin hooks (kedro-mlflow's) before the project's, so the project's
+``after_pipeline_run`` finds the model already logged; ``tryfirst``/``trylast`` make
+that order explicit where it matters.
+"""
 
 from __future__ import annotations
 
 import atexit
+import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import mlflow
+import pandas as pd
+from filelock import FileLock
+from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
-from mlflow.entities import RunStatus
+from kedro.io import DataCatalog
+from kedro.pipeline import Node, Pipeline
+from kedro_mlflow.pipeline.pipeline_ml import PipelineML
+from mlflow.entities import LoggedModelStatus, RunStatus
+
+from {{ cookiecutter.python_package }}.model_logging import (
+    model_signature,
+)
+from {{ cookiecutter.python_package }}.parameter_checks import (
+    check_parameters,
+)
+from {{ cookiecutter.python_package }}.pipeline_registry import (
+    TRAINED_MODEL,
+)
+from {{ cookiecutter.python_package }}.registration import (
+    TrainedModel,
+    link_metrics_to_model,
+    register,
+)
+
+logger = logging.getLogger(__name__)
+
+REGISTERED_MODEL_ENTRY = "registered_model"  # its model_name names the registered model
+TEST_METRIC_PREFIX = "test."
+SQLITE_PREFIX = "sqlite:///"
+
+
+def registered_model_name(catalog: DataCatalog) -> str:
+    """The registry name: the ``registered_model`` catalog entry's, defined only there."""
+    return catalog.get(REGISTERED_MODEL_ENTRY).model_name
+
+
+class ParameterCheckHooks:
+    """Refuse a bad parameter before any work, in one line that names it."""
+
+    @hook_impl(tryfirst=True)  # before kedro-mlflow opens a run
+    def before_pipeline_run(self, pipeline: Pipeline, catalog: DataCatalog) -> None:
+        used = {
+            name.removeprefix("params:").split(".")[0]
+            for name in pipeline.inputs()
+            if name.startswith("params:")
+        }
+        check_parameters(catalog.load("parameters"), used)
+
+
+def best_epoch(history: dict[str, list[float]], monitor: str) -> int:
+    """The epoch whose weights early stopping keeps: the best of ``monitor``, else the last."""
+    values = history.get(monitor)
+    if not values:
+        return max((len(v) for v in history.values()), default=1) - 1
+    best = max(values) if "acc" in monitor else min(values)
+    return values.index(best)
+
+
+def _digest(table: Any) -> str | None:
+    """MLflow's digest of a table, as its dataset inputs show it."""
+    if not isinstance(table, pd.DataFrame):
+        return None
+    return mlflow.data.from_pandas(table).digest
+
+
+class ModelRegistrationHooks:
+    """Complete the logged model's description during the run; register it after.
+
+    The model's output columns need the class names, and its metrics the epoch whose
+    weights it keeps: both are known only once the nodes have run, and kedro-mlflow
+    reads ``log_model_kwargs`` at the end of the run, in its own after_pipeline_run.
+    """
+
+    def __init__(self) -> None:
+        self._pipeline: PipelineML | None = None
+        self._outputs: dict[str, Any] = {}
+        self._run_id: str | None = None
+
+    @hook_impl
+    def before_pipeline_run(self, pipeline: Pipeline, catalog: DataCatalog) -> None:
+        self._outputs = {}
+        self._pipeline = pipeline if isinstance(pipeline, PipelineML) else None
+        active = mlflow.active_run()  # opened by kedro-mlflow's hook, called first
+        self._run_id = active.info.run_id if active else None
+        if self._pipeline is not None:
+            self._pipeline.log_model_kwargs["name"] = registered_model_name(catalog)
+
+    @hook_impl
+    def after_node_run(
+        self, node: Node, catalog: DataCatalog, outputs: dict[str, Any]
+    ) -> None:
+        if self._pipeline is None:
+            return
+        for name in ("class_names", "training_history", "image_index", "test_split"):
+            if name in outputs:
+                self._outputs[name] = outputs[name]
+        if TRAINED_MODEL in outputs:
+            self._outputs[TRAINED_MODEL] = node.name
+        kwargs = self._pipeline.log_model_kwargs
+        if "class_names" in outputs:
+            kwargs["signature"] = model_signature(outputs["class_names"])
+        if "training_history" in outputs:
+            monitor = catalog.load("params:train_classifier")["early_stopping"]
+            # MLflow attaches the run's metrics at this step to the logged model;
+            # training's callback logs epoch i (from 0) at step i + 1.
+            best = best_epoch(outputs["training_history"], monitor["monitor"])
+            kwargs["step"] = best + 1
+
+    @hook_impl(trylast=True)  # after kedro-mlflow has logged the model
+    def after_pipeline_run(self, catalog: DataCatalog) -> None:
+        if self._pipeline is None or self._run_id is None:
+            return
+        if TRAINED_MODEL not in self._outputs:
+            logger.warning("Nothing registered: this run did not train the model")
+            return
+        client = mlflow.MlflowClient()
+        run = client.get_run(self._run_id)
+        [logged] = client.search_logged_models(
+            experiment_ids=[run.info.experiment_id],
+            filter_string=f"source_run_id = '{self._run_id}'",
+        )
+        parameters = catalog.load("parameters")
+        model = TrainedModel(
+            run_id=self._run_id,
+            model_id=logged.model_id,
+            class_names=list(self._outputs["class_names"]),
+            image=parameters["image"],
+            backbone=parameters["train_classifier"]["network"].get("backbone"),
+            data_digest=_digest(self._outputs.get("image_index")),
+            test_digest=_digest(self._outputs.get("test_split")),
+        )
+        test_metrics = {
+            key: value
+            for key, value in run.data.metrics.items()
+            if key.startswith(TEST_METRIC_PREFIX)
+        }
+        link_metrics_to_model(client, model, test_metrics)
+        name = registered_model_name(catalog)
+        register(client, name, model, run.data.metrics, parameters["register_model"])
 
 
 def _exit_on_sigterm(signum: int, frame: Any) -> None:
@@ -22,7 +166,8 @@ class InterruptedRunHooks:
     """kedro-mlflow marks failed runs FAILED; this marks interrupted ones KILLED.
 
     Without it, MLflow's exit handler closes a run cut short by Ctrl-C or SIGTERM
-    as FINISHED, and it looks like a good run that logged no model.
+    as FINISHED, and it looks like a good run that logged no model. A model whose
+    logging was cut short is marked FAILED rather than left PENDING.
     """
 
     def __init__(self) -> None:
@@ -39,7 +184,7 @@ class InterruptedRunHooks:
         if in_main_thread and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
             signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
-    @hook_impl
+    @hook_impl(trylast=True)
     def after_pipeline_run(self) -> None:
         self._pipeline_running = False
 
@@ -52,5 +197,44 @@ class InterruptedRunHooks:
         if not self._pipeline_running:
             return
         # The same run can sit on MLflow's run stack more than once: end every entry.
-        while mlflow.active_run():
+        while active := mlflow.active_run():
+            fail_pending_models(mlflow.MlflowClient(), active)
             mlflow.end_run(RunStatus.to_string(RunStatus.KILLED))
+
+
+class TrackingStoreHooks:
+    """Create a new SQLite tracking store and the experiment under a file lock, first.
+
+    MLflow creates the tables of a new database, and kedro-mlflow the experiment, on
+    first use; two first runs at once would both try, and one would fail with
+    "table ... already exists".
+    """
+
+    @hook_impl(tryfirst=True)  # before kedro-mlflow's own hook
+    def after_context_created(self, context: KedroContext) -> None:
+        config = context.config_loader["mlflow"]
+        tracking_uri = config["server"]["mlflow_tracking_uri"]
+        if tracking_uri.startswith(SQLITE_PREFIX):
+            create_sqlite_store(tracking_uri, config["tracking"]["experiment"])
+
+
+def create_sqlite_store(tracking_uri: str, experiment: dict[str, Any]) -> None:
+    """Create the store's tables and the experiment, one process at a time."""
+    database = Path(tracking_uri.removeprefix(SQLITE_PREFIX))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{database}.lock"):
+        client = mlflow.MlflowClient(tracking_uri)
+        if client.get_experiment_by_name(experiment["name"]) is None:
+            client.create_experiment(
+                experiment["name"], **experiment["create_experiment_kwargs"]
+            )
+
+
+def fail_pending_models(client: mlflow.MlflowClient, run: mlflow.ActiveRun) -> None:
+    """Mark FAILED the models of ``run`` whose logging never finished."""
+    for model in client.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{run.info.run_id}'",
+    ):
+        if model.status == LoggedModelStatus.PENDING:
+            client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)

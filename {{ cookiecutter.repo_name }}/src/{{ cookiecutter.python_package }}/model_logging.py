@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import io
-from importlib.metadata import version
+import logging
+from importlib.metadata import PackageNotFoundError, packages_distributions, version
 from pathlib import Path
 from typing import Any
 
@@ -12,19 +13,22 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 from PIL import Image
 
-from {{ cookiecutter.python_package }}.pipelines.inference.nodes import (
+from {{ cookiecutter.python_package }}.payload import (
     IMAGE_COLUMN,
 )
 
 PACKAGE_FOLDER = Path(__file__).resolve().parent
+logger = logging.getLogger(__name__)
 
 # What the logged model imports when it loads and predicts, pinned to this environment.
+# TensorFlow is looked up by its module: it installs as tensorflow, tensorflow-cpu,
+# tensorflow-macos, tf-nightly...
+TENSORFLOW_MODULE = "tensorflow"
 SERVING_DISTRIBUTIONS = (
     "kedro",
     "kedro-datasets",
     "kedro-mlflow",
     "mlflow",
-    "tensorflow",
     "keras",
     "pillow",
     "numpy",
@@ -33,9 +37,20 @@ SERVING_DISTRIBUTIONS = (
 )
 
 
-def model_signature() -> ModelSignature:
-    """One binary ``image`` column and no parameters, so a client cannot change how the model runs."""
-    return ModelSignature(inputs=Schema([ColSpec("binary", IMAGE_COLUMN)]))
+def model_signature(class_names: list[str] | None = None) -> ModelSignature:
+    """One binary ``image`` column and no parameters, so a client cannot change how the
+    model runs; with the class names, also the output: label, confidence, probabilities."""
+    inputs = Schema([ColSpec("binary", IMAGE_COLUMN)])
+    if class_names is None:
+        return ModelSignature(inputs=inputs)
+    outputs = Schema(
+        [
+            ColSpec("string", "label"),
+            ColSpec("double", "confidence"),
+            *(ColSpec("double", f"probability_{name}") for name in class_names),
+        ]
+    )
+    return ModelSignature(inputs=inputs, outputs=outputs)
 
 
 def input_example() -> pd.DataFrame:
@@ -46,15 +61,36 @@ def input_example() -> pd.DataFrame:
 
 
 def pip_requirements() -> list[str]:
-    """The serving dependencies at the versions installed here."""
-    return [f"{name}=={version(name)}" for name in SERVING_DISTRIBUTIONS]
+    """The serving dependencies at the versions installed here; a missing one is left out with a warning."""
+    tensorflow = packages_distributions().get(TENSORFLOW_MODULE, [])
+    if not tensorflow:
+        logger.warning(
+            "No installed distribution provides the '%s' module: the logged model's "
+            "requirements leave TensorFlow out; install it where the model is served.",
+            TENSORFLOW_MODULE,
+        )
+    requirements = []
+    for name in dict.fromkeys([*SERVING_DISTRIBUTIONS, *tensorflow]):
+        try:
+            requirements.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            logger.warning(
+                "'%s' is not installed: the logged model's requirements leave it out.",
+                name,
+            )
+    return requirements
 
 
-def log_model_kwargs(registered_model_name: str) -> dict[str, Any]:
-    """Arguments for ``mlflow.pyfunc.log_model`` that make the model safe and portable."""
+def log_model_kwargs() -> dict[str, Any]:
+    """Arguments for ``mlflow.pyfunc.log_model`` that make the model safe and portable.
+
+    The project's hooks complete them during the run: the model's name (the registered
+    model's), the output columns once the class names are known, and the step of the
+    epoch whose weights the model keeps. They register the model themselves, after a
+    gate (registration.py), so no ``registered_model_name`` here.
+    """
     return {
         "name": "model",
-        "registered_model_name": registered_model_name,
         "signature": model_signature(),
         "input_example": input_example(),
         "pip_requirements": pip_requirements(),

@@ -1,11 +1,12 @@
-"""The model server of ``kedro serve``: MLflow's scoring server with clear 4xx errors.
+"""The model server of ``kedro serve``: MLflow's scoring protocol with one-line errors.
 
-MLflow's own app answers ``/ping``, ``/health``, ``/version`` and ``/invocations``
-exactly as ``mlflow models serve`` does for good requests. Its error bodies carry a
-server stack trace, and a schema error repeats the whole request, so ``/invocations``
-is wrapped: each request is checked first, and a rejected one gets
-``{"error_code": ..., "message": ...}`` with one line that names the field or row at
-fault and never repeats the payload.
+It answers ``/ping``, ``/health``, ``/version`` and ``/invocations`` as
+``mlflow models serve`` does, so MLflow's clients work unchanged: a JSON body of
+``dataframe_records`` or ``dataframe_split`` (the ``image`` column in base64), or a
+Parquet table, gets ``{"predictions": [...]}``. It is a small FastAPI app around
+``mlflow.pyfunc.load_model`` (public APIs only): every refused request gets
+``{"error_code": ..., "message": ...}`` with one line naming the field or row at fault,
+never a stack trace nor the payload, and every limit holds before the work it bounds.
 
 Inside the project, run ``kedro serve``. Where there is only the logged model (its
 ``code/`` folder holds this package), run
@@ -16,42 +17,55 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import binascii
 import io
 import json
 import logging
+import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
+import mlflow
 import pandas as pd
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from mlflow.exceptions import MlflowException
-from mlflow.pyfunc import PyFuncModel, load_model, scoring_server
+from mlflow.pyfunc import PyFuncModel
+from starlette.exceptions import HTTPException
 
-from {{ cookiecutter.python_package }}.pipelines.inference.nodes import (
+from {{ cookiecutter.python_package }}.cli import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+)
+from {{ cookiecutter.python_package }}.payload import (
     IMAGE_COLUMN,
+    InvalidPayloadError,
+    decode_base64,
     find_invalid_payload,
+    json_type,
 )
 
 logger = logging.getLogger(__name__)
+server_logger = logging.getLogger("uvicorn.error")  # uvicorn's own log of the server
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 5001  # 5000 is `kedro mlflow ui`'s
 DEFAULT_MAX_REQUEST_BYTES = 64_000_000
+# What each worker process of `serve_model` loads: they share no memory with it.
+MODEL_URI_VARIABLE = "{{ cookiecutter.python_package | upper }}_SERVED_MODEL_URI"
 TOO_LARGE = "the request is over the limit of {} bytes: send fewer images per request"
-INVOCATIONS = "/invocations"
-JSON = scoring_server.CONTENT_TYPE_JSON
-PARQUET = scoring_server.CONTENT_TYPE_PARQUET
+JSON = "application/json"
+PARQUET = "application/vnd.apache.parquet"
 RECORDS = "dataframe_records"
 SPLIT = "dataframe_split"
 # MLflow's other JSON inputs reach the model without base64 decoding.
 UNDECODED_FORMATS = ("inputs", "instances")
 SEND = "send " + json.dumps({RECORDS: [{IMAGE_COLUMN: "<base64 of an image file>"}]})
-JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
-JSON_TYPES |= {int: "a number", float: "a number", type(None): "null"}
+ERROR_CODES = {
+    400: "INVALID_PARAMETER_VALUE",
+    404: "ENDPOINT_NOT_FOUND",
+    413: "BAD_REQUEST",
+    415: "BAD_REQUEST",
+}
 
 
 class RequestError(ValueError):
@@ -62,20 +76,16 @@ class RequestError(ValueError):
         self.status = status
 
 
-def _json_type(value: Any) -> str:
-    return JSON_TYPES.get(type(value), type(value).__name__)
-
-
 def _record_images(records: Any) -> list[Any]:
     """The image of each row of a ``dataframe_records`` list."""
     if not isinstance(records, list):
         raise RequestError(
-            f"'{RECORDS}' must be an array of rows, got {_json_type(records)}"
+            f"'{RECORDS}' must be an array of rows, got {json_type(records)}"
         )
     images = []
     for row, record in enumerate(records):
         if not isinstance(record, dict):
-            raise RequestError(f"row {row} must be an object, got {_json_type(record)}")
+            raise RequestError(f"row {row} must be an object, got {json_type(record)}")
         if IMAGE_COLUMN not in record:
             raise RequestError(f"row {row} has no '{IMAGE_COLUMN}' field; {SEND}")
         images.append(record[IMAGE_COLUMN])
@@ -85,7 +95,7 @@ def _record_images(records: Any) -> list[Any]:
 def _split_images(split: Any) -> list[Any]:
     """The image of each row of a ``dataframe_split`` object."""
     if not isinstance(split, dict):
-        raise RequestError(f"'{SPLIT}' must be an object, got {_json_type(split)}")
+        raise RequestError(f"'{SPLIT}' must be an object, got {json_type(split)}")
     columns, data = split.get("columns"), split.get("data")
     if not isinstance(columns, list) or IMAGE_COLUMN not in columns:
         raise RequestError(
@@ -104,51 +114,8 @@ def _split_images(split: Any) -> list[Any]:
     return [values[column] for values in data]
 
 
-def _check_base64(row: int, value: Any) -> None:
-    """Each image must be standard base64 (line breaks allowed, as MLflow allows)."""
-    if not isinstance(value, str):
-        raise RequestError(
-            f"row {row}: '{IMAGE_COLUMN}' must be a base64 string, got {_json_type(value)}"
-        )
-    try:
-        base64.b64decode("".join(value.split()), validate=True)
-    except (binascii.Error, ValueError):
-        raise RequestError(
-            f"row {row}: '{IMAGE_COLUMN}' is not valid base64 (standard alphabet "
-            "A-Z a-z 0-9 + / with '=' padding)"
-        ) from None
-
-
-def _check_parquet(body: bytes) -> None:
-    """A Parquet table needs no base64: its ``image`` column holds the files' bytes."""
-    try:
-        table = pd.read_parquet(io.BytesIO(body))
-    except Exception:  # noqa: BLE001  pyarrow raises many types for a bad file
-        raise RequestError("the body is not a Parquet file") from None
-    if IMAGE_COLUMN not in table.columns:
-        raise RequestError(
-            f"the Parquet table has no '{IMAGE_COLUMN}' column of image file bytes"
-        )
-    if table.empty:
-        raise RequestError("the request has no rows: send at least one image")
-
-
-def check_request(body: bytes, content_type: str | None) -> None:
-    """Refuse, with one line naming the culprit, a request the model cannot decode.
-
-    What is left to the model is its own business: whether the bytes are an image
-    and within its size limits (they are logged with it).
-    """
-    mime = (content_type or "").split(";")[0].strip().lower()
-    if mime == PARQUET:
-        _check_parquet(body)
-        return
-    if mime != JSON:
-        raise RequestError(
-            f"send JSON ('Content-Type: {JSON}') or a Parquet table of image file "
-            f"bytes ('Content-Type: {PARQUET}')",
-            status=415,
-        )
+def _parse_json(body: bytes) -> pd.DataFrame:
+    """The model input of a JSON body: one row of image file bytes per image."""
     try:
         request = json.loads(body)
     except json.JSONDecodeError as error:
@@ -158,6 +125,8 @@ def check_request(body: bytes, content_type: str | None) -> None:
         ) from None
     except UnicodeDecodeError:
         raise RequestError("the body is not UTF-8 text") from None
+    except RecursionError:
+        raise RequestError("the body's JSON is nested too deeply") from None
     if not isinstance(request, dict):
         raise RequestError(f"the body must be a JSON object; {SEND}")
     formats = [key for key in (RECORDS, SPLIT, *UNDECODED_FORMATS) if key in request]
@@ -173,59 +142,76 @@ def check_request(body: bytes, content_type: str | None) -> None:
     images = (
         _record_images(request[key]) if key == RECORDS else _split_images(request[key])
     )
-    if not images:
+    try:
+        files = [decode_base64(row, value) for row, value in enumerate(images)]
+    except InvalidPayloadError as error:
+        raise RequestError(str(error)) from None
+    return pd.DataFrame({IMAGE_COLUMN: files})
+
+
+def _parse_parquet(body: bytes) -> pd.DataFrame:
+    """A Parquet table needs no base64: its ``image`` column holds the files' bytes."""
+    try:
+        table = pd.read_parquet(io.BytesIO(body))
+    except Exception:  # noqa: BLE001  pyarrow raises many types for a bad file
+        raise RequestError("the body is not a Parquet file") from None
+    if IMAGE_COLUMN not in table.columns:
+        raise RequestError(
+            f"the Parquet table has no '{IMAGE_COLUMN}' column of image file bytes"
+        )
+    return table[[IMAGE_COLUMN]]
+
+
+def parse_request(body: bytes, content_type: str | None) -> pd.DataFrame:
+    """The model input of a request, or a ``RequestError`` naming the culprit."""
+    mime = (content_type or "").split(";")[0].strip().lower()
+    if mime == PARQUET:
+        table = _parse_parquet(body)
+    elif mime == JSON:
+        table = _parse_json(body)
+    else:
+        raise RequestError(
+            f"send JSON ('Content-Type: {JSON}') or a Parquet table of image file "
+            f"bytes ('Content-Type: {PARQUET}')",
+            status=415,
+        )
+    if table.empty:
         raise RequestError("the request has no rows: send at least one image")
-    for row, value in enumerate(images):
-        _check_base64(row, value)
+    return table
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request body, refused as soon as it is over ``max_bytes``, even chunked."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise RequestError(TOO_LARGE.format(max_bytes), status=413)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise RequestError(TOO_LARGE.format(max_bytes), status=413)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def error_response(status: int, message: str) -> JSONResponse:
     """MLflow's error body, with our one line and without a stack trace."""
-    codes = {400: "INVALID_PARAMETER_VALUE", 413: "BAD_REQUEST", 415: "BAD_REQUEST"}
+    # The rest of a refused body is not read: the connection cannot serve another.
+    headers = {"Connection": "close"} if status == 413 else None  # noqa: PLR2004
     return JSONResponse(
-        {"error_code": codes.get(status, "INTERNAL_ERROR"), "message": message},
+        {"error_code": ERROR_CODES.get(status, "INTERNAL_ERROR"), "message": message},
         status_code=status,
+        headers=headers,
     )
 
 
-class RecordingModel:
-    """The served model, keeping the exception that its ``predict`` raised.
-
-    MLflow turns every exception of ``predict`` into a generic error whose stack trace
-    holds the real one; this keeps the real one for the response. One per request.
-    """
-
-    def __init__(self, model: PyFuncModel) -> None:
-        self.model = model
-        self.metadata = model.metadata
-        self.error: Exception | None = None
-        self.predicted = False
-
-    def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
-        try:
-            predictions = self.model.predict(data, params=params)
-        except Exception as error:
-            self.error = error
-            raise
-        self.predicted = True
-        return predictions
-
-
-def model_error_response(recording: RecordingModel) -> JSONResponse:
-    """The response for a request that MLflow or the model refused.
-
-    ``recording.error`` is what the model's ``predict`` raised, None if MLflow refused
-    the request before predicting, or failed after it.
-    """
-    if recording.predicted:  # MLflow could not write the predictions out
-        logger.error("MLflow failed to return the predictions of a request")
-        return error_response(500, "the server failed on this request; see its log")
-    error = recording.error
-    rejection = None if error is None else find_invalid_payload(error)
+def model_error_response(error: Exception) -> JSONResponse:
+    """The response for a request that the model's ``predict`` refused or failed on."""
+    rejection = find_invalid_payload(error)
     if rejection is not None:  # the model refused an image: its message names the row
         return error_response(400, str(rejection))
-    if error is None or isinstance(error, MlflowException):
-        # MLflow refused the input (parsing or schema): its message may repeat the
+    if isinstance(error, MlflowException):
+        # MLflow's schema check refused the input: its message may repeat the
         # request, so it is neither returned nor logged.
         logger.warning("MLflow refused a request that does not match the signature")
         return error_response(
@@ -236,71 +222,105 @@ def model_error_response(recording: RecordingModel) -> JSONResponse:
     return error_response(500, "the model failed on this request; see the server log")
 
 
+def predictions_body(predictions: pd.DataFrame) -> bytes:
+    """``{"predictions": [...]}``, one object per image, as MLflow's server writes it."""
+    return json.dumps({"predictions": predictions.to_dict(orient="records")}).encode()
+
+
 def create_app(
     model: PyFuncModel, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
 ) -> FastAPI:
-    """MLflow's scoring app for ``model``, with ``/invocations`` checked and its errors shaped."""
-    app = scoring_server.init(model)
-    app.router.routes[:] = [
-        route
-        for route in app.router.routes
-        if getattr(route, "path", None) != INVOCATIONS
-    ]
-    input_schema = model.metadata.get_input_schema()
+    """The scoring app of ``model``: MLflow's routes, checked requests, JSON errors."""
+    app = FastAPI(title="{{ cookiecutter.project_name }} model server")
+    worker = {"X-Worker-Pid": str(os.getpid())}  # which process answered
 
-    def answer(body: bytes, content_type: str | None, recording: RecordingModel) -> Any:
-        """Check the request, then MLflow's own parsing, schema check and predict."""
-        check_request(body, content_type)
-        return scoring_server.invocations(body, content_type, recording, input_schema)
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        return error_response(error.status_code, str(error.detail))
 
-    @app.post(INVOCATIONS)
-    async def invocations(request: Request) -> Response:
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_request_bytes:
-            return error_response(413, TOO_LARGE.format(max_request_bytes))
-        body = await request.body()
-        if len(body) > max_request_bytes:
-            return error_response(413, TOO_LARGE.format(max_request_bytes))
-        content_type = request.headers.get("content-type")
-        recording = RecordingModel(model)
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, error: Exception) -> JSONResponse:
+        logger.error("The server failed on a request", exc_info=error)
+        return error_response(500, "the server failed on this request; see its log")
+
+    @app.get("/ping")
+    @app.get("/health")
+    async def ping() -> Response:
+        return Response(content="\n", media_type=JSON, headers=worker)
+
+    @app.get("/version")
+    async def version() -> Response:
+        return Response(content=mlflow.__version__, media_type=JSON, headers=worker)
+
+    def answer(body: bytes, content_type: str | None) -> Response:
+        """Parse, predict and write the answer: CPU work, run in a worker thread."""
         try:
-            # In a worker thread: decoding and predicting must not block /ping.
-            result = await asyncio.to_thread(answer, body, content_type, recording)
+            table = parse_request(body, content_type)
         except RequestError as error:
             return error_response(error.status, str(error))
-        except MlflowException:
-            return model_error_response(recording)
-        except Exception:
-            logger.exception("The server failed on a request")
-            return error_response(500, "the server failed on this request; see its log")
-        return Response(
-            content=result.response,
-            status_code=result.status,
-            media_type=result.mimetype,
-        )
+        try:
+            predictions = model.predict(table)
+        except Exception as error:  # noqa: BLE001  sorted out by model_error_response
+            return model_error_response(error)
+        return Response(predictions_body(predictions), media_type=JSON, headers=worker)
+
+    @app.post("/invocations")
+    async def invocations(request: Request) -> Response:
+        try:
+            body = await read_body(request, max_request_bytes)
+        except RequestError as error:
+            return error_response(error.status, str(error))
+        # In a thread: decoding and predicting must not block /ping.
+        content_type = request.headers.get("content-type")
+        return await asyncio.to_thread(answer, body, content_type)
 
     return app
 
 
+def app_of_environment() -> FastAPI:
+    """The app of the model named by ``MODEL_URI_VARIABLE``: what each worker runs."""
+    model_uri = os.environ[MODEL_URI_VARIABLE]
+    started = time.perf_counter()
+    model = mlflow.pyfunc.load_model(model_uri)
+    server_logger.info(
+        "Worker %d loaded %s in %.1f s",
+        os.getpid(),
+        model_uri,
+        time.perf_counter() - started,
+    )
+    return create_app(model)
+
+
 def serve_model(
-    model_uri: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
+    model_uri: str, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workers: int = 1
 ) -> None:
-    """Load the model at ``model_uri`` and serve it until interrupted."""
-    model = load_model(model_uri)
-    # The model runs a Kedro pipeline per request: Kedro's INFO lines would cost more
-    # than the prediction. Errors, such as why an image was refused, are still logged.
-    logging.getLogger("kedro").setLevel(logging.ERROR)
-    uvicorn.run(create_app(model), host=host, port=port)
+    """Serve the model at ``model_uri`` with ``workers`` processes until interrupted.
+
+    Each worker loads the model once; they share the port, and the operating system
+    spreads connections among them.
+    """
+    os.environ[MODEL_URI_VARIABLE] = model_uri
+    # Workers are new processes: tell them where the registry is.
+    os.environ.setdefault("MLFLOW_TRACKING_URI", mlflow.get_tracking_uri())
+    os.environ.setdefault("MLFLOW_REGISTRY_URI", mlflow.get_registry_uri())
+    uvicorn.run(
+        "{{ cookiecutter.python_package }}.serving:app_of_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m {{ cookiecutter.python_package }}.serving MODEL [--host H] [--port P]``."""
+    """``python -m {{ cookiecutter.python_package }}.serving MODEL [--host H] [--port P] [--workers N]``."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("model_uri", help="models:/<name>/<version>, or a folder")
     parser.add_argument("--host", default=DEFAULT_HOST)
     parser.add_argument("--port", default=DEFAULT_PORT, type=int)
+    parser.add_argument("--workers", default=1, type=int)
     arguments = parser.parse_args(argv)
-    serve_model(arguments.model_uri, arguments.host, arguments.port)
+    serve_model(arguments.model_uri, arguments.host, arguments.port, arguments.workers)
 
 
 if __name__ == "__main__":

@@ -3,16 +3,27 @@ See https://docs.kedro.org/en/stable/configure/configuration_basics/"""
 
 from __future__ import annotations
 
+import os
+import warnings
 from pathlib import Path
 
-from omegaconf.resolvers import oc
+from kedro_mlflow.config.resolvers import resolve_random_name
+from omegaconf import OmegaConf
 
 from {{ cookiecutter.python_package }}.hooks import (
+    SQLITE_PREFIX,
     InterruptedRunHooks,
+    ModelRegistrationHooks,
+    ParameterCheckHooks,
+    TrackingStoreHooks,
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SQLITE_PREFIX = "sqlite:///"
+
+
+def env_or_default(name: str, default: str) -> str:
+    """The environment variable ``name`` if set and not empty (as MLflow reads it), else ``default``."""
+    return os.environ.get(name) or default
 
 
 def artifacts_beside(tracking_uri: str) -> str | None:
@@ -24,16 +35,48 @@ def artifacts_beside(tracking_uri: str) -> str | None:
     return None
 
 
+# Used by mlflow.yml: MLFLOW_TRACKING_URI wins, and the default store and its
+# artifacts sit at the project root whatever the working directory.
+RESOLVERS = {
+    "env_or_default": env_or_default,
+    "project_root": PROJECT_ROOT.as_posix,
+    "artifacts_beside": artifacts_beside,
+}
+# Registered here with OmegaConf's current API: Kedro skips resolvers that exist, and
+# would otherwise register them with the deprecated register_new_resolver, which
+# warns on every command.
+for name, resolver in RESOLVERS.items():
+    OmegaConf.register_resolver(name, resolver, replace=True)
+# kedro-mlflow's run names in mlflow.yml, registered as kedro-mlflow does (cached), but
+# before TrackingStoreHooks reads mlflow.yml, which comes before kedro-mlflow's hook.
+OmegaConf.register_resolver(
+    "km.random_name", resolve_random_name, replace=True, use_cache=True
+)
+
+
+def ignore_kedros_deprecated_resolver_calls() -> None:
+    """Silence the warning Kedro 1.7's own resolvers (globals, runtime_params) give on every config load; from any other caller it still shows."""
+    warnings.filterwarnings(
+        "ignore",
+        message=r"register_new_resolver\(\) is deprecated",
+        category=UserWarning,
+        module=r"kedro\.config\.omegaconf_config",
+    )
+
+
+ignore_kedros_deprecated_resolver_calls()
+
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
-    # Used by mlflow.yml: MLFLOW_TRACKING_URI wins, and the default store and its
-    # artifacts sit at the project root whatever the working directory.
-    "custom_resolvers": {
-        "oc.env": oc.env,
-        "project_root": PROJECT_ROOT.as_posix,
-        "artifacts_beside": artifacts_beside,
-    },
+    "custom_resolvers": RESOLVERS,
+    # kedro-mlflow adds this pattern itself, later than TrackingStoreHooks reads it.
+    "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"]},
 }
 
-HOOKS = (InterruptedRunHooks(),)
+HOOKS = (
+    TrackingStoreHooks(),
+    ParameterCheckHooks(),
+    ModelRegistrationHooks(),
+    InterruptedRunHooks(),
+)

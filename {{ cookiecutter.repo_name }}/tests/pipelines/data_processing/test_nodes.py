@@ -52,6 +52,9 @@ BAD_FILES = {
 }
 
 
+IMAGE_PARAMS = {"max_pixels": 40_000_000}  # params:image
+
+
 @pytest.fixture
 def index_params(parameters: dict[str, Any]) -> dict[str, Any]:
     """The project's index_images parameters."""
@@ -81,7 +84,9 @@ def test_index_images_lists_every_image_with_its_class(
     good_folder: Path, load_partitions: PartitionLoader, index_params: dict[str, Any]
 ) -> None:
     """Each file under a class folder becomes one (partition, label) row."""
-    index, skipped = index_images(load_partitions(good_folder), index_params)
+    index, skipped = index_images(
+        load_partitions(good_folder), index_params, IMAGE_PARAMS
+    )
     assert list(index.columns) == ["partition", "label"]
     assert index["label"].tolist() == ["cat"] * 3 + ["dog"] * 3
     assert index["partition"].tolist()[:2] == ["cat/cat_000.png", "cat/cat_001.jpg"]
@@ -100,7 +105,7 @@ def test_images_on_an_fsspec_filesystem_are_indexed(
         raw_images = PartitionedDataset(
             path="memory://shapes", dataset="pillow.ImageDataset"
         ).load()
-        index, skipped = index_images(raw_images, index_params)
+        index, skipped = index_images(raw_images, index_params, IMAGE_PARAMS)
     finally:
         memory.rm("/shapes", recursive=True)
     assert index["partition"].tolist() == partitions
@@ -118,7 +123,9 @@ def test_unreadable_file_is_skipped_with_a_warning(  # noqa: PLR0913
     """A bad file is left out, counted, and named in a one-line warning."""
     (good_folder / "cat" / file_name).write_bytes(BAD_FILES[file_name])
     with caplog.at_level(logging.WARNING):
-        index, skipped = index_images(load_partitions(good_folder), index_params)
+        index, skipped = index_images(
+            load_partitions(good_folder), index_params, IMAGE_PARAMS
+        )
     assert skipped == 1.0
     assert len(index) == 6  # noqa: PLR2004
     assert f"cat/{file_name}" not in index["partition"].tolist()
@@ -138,7 +145,7 @@ def test_unreadable_file_fails_the_run_when_asked(
     (good_folder / "dog" / file_name).write_bytes(BAD_FILES[file_name])
     index_params["on_invalid_image"] = "fail"
     with pytest.raises(InvalidImageError, match=re.escape(f"'dog/{file_name}'")):
-        index_images(load_partitions(good_folder), index_params)
+        index_images(load_partitions(good_folder), index_params, IMAGE_PARAMS)
 
 
 def test_every_skipped_file_is_named_and_counted(
@@ -151,7 +158,9 @@ def test_every_skipped_file_is_named_and_counted(
     for file_name, data in BAD_FILES.items():
         (good_folder / "dog" / file_name).write_bytes(data)
     with caplog.at_level(logging.WARNING):
-        index, skipped = index_images(load_partitions(good_folder), index_params)
+        index, skipped = index_images(
+            load_partitions(good_folder), index_params, IMAGE_PARAMS
+        )
     assert skipped == len(BAD_FILES)
     assert len(index) == 6  # noqa: PLR2004
     for file_name in BAD_FILES:
@@ -169,7 +178,9 @@ def test_decompression_bomb_is_skipped(
     """A tiny PNG that declares 20000x20000 pixels is rejected, not decoded."""
     (good_folder / "cat" / "bomb.png").write_bytes(decompression_bomb)
     with caplog.at_level(logging.WARNING):
-        _, skipped = index_images(load_partitions(good_folder), index_params)
+        _, skipped = index_images(
+            load_partitions(good_folder), index_params, IMAGE_PARAMS
+        )
     assert skipped == 1.0
     assert "'cat/bomb.png'" in caplog.text
 
@@ -182,9 +193,10 @@ def test_image_over_max_pixels_is_skipped(
 ) -> None:
     """max_pixels is the limit: a larger image is skipped, its size in the warning."""
     Image.new("RGB", (30, 20)).save(good_folder / "dog" / "large.png")
-    index_params["max_pixels"] = 24 * 24
     with caplog.at_level(logging.WARNING):
-        index, skipped = index_images(load_partitions(good_folder), index_params)
+        index, skipped = index_images(
+            load_partitions(good_folder), index_params, {"max_pixels": 24 * 24}
+        )
     assert skipped == 1.0
     assert "'dog/large.png' has 30x20 pixels" in caplog.text
     assert len(index) == 6  # noqa: PLR2004  the 24x24 images are within the limit
@@ -200,7 +212,7 @@ def test_empty_images_folder_names_its_path(
         load_partitions(empty)
     assert str(empty) in str(error.value)
     with pytest.raises(InvalidImageError, match="No images found"):
-        index_images({}, index_params)
+        index_images({}, index_params, IMAGE_PARAMS)
 
 
 def test_class_without_readable_image_is_named(
@@ -210,7 +222,7 @@ def test_class_without_readable_image_is_named(
     (good_folder / "bird").mkdir()
     (good_folder / "bird" / ".DS_Store").write_bytes(BAD_FILES[".DS_Store"])
     with pytest.raises(InvalidImageError, match="'bird' contain no readable image"):
-        index_images(load_partitions(good_folder), index_params)
+        index_images(load_partitions(good_folder), index_params, IMAGE_PARAMS)
 
 
 def test_single_class_is_an_error(
@@ -222,7 +234,7 @@ def test_single_class_is_an_error(
     """A classifier needs two classes; the one found is named."""
     folder = make_image_folder(tmp_path / "images", {"cat": 3})
     with pytest.raises(InvalidImageError, match=r"Only one class folder \('cat'\)"):
-        index_images(load_partitions(folder), index_params)
+        index_images(load_partitions(folder), index_params, IMAGE_PARAMS)
 
 
 def test_file_outside_class_folders_is_skipped_with_a_warning(
@@ -233,7 +245,9 @@ def test_file_outside_class_folders_is_skipped_with_a_warning(
 ) -> None:
     """A file directly in the images folder (a .DS_Store, say) has no class: skipped."""
     (good_folder / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
-    index, skipped = index_images(load_partitions(good_folder), index_params)
+    index, skipped = index_images(
+        load_partitions(good_folder), index_params, IMAGE_PARAMS
+    )
     assert skipped == 1
     assert ".DS_Store" not in set(index["partition"])
     assert "'.DS_Store' is not inside a class folder" in caplog.text
@@ -246,7 +260,9 @@ def test_file_outside_class_folders_fails_the_run_when_asked(
     Image.new("RGB", (8, 8)).save(good_folder / "loose.png")
     with pytest.raises(InvalidImageError, match="'loose.png' is not inside a class"):
         index_images(
-            load_partitions(good_folder), {**index_params, "on_invalid_image": "fail"}
+            load_partitions(good_folder),
+            {**index_params, "on_invalid_image": "fail"},
+            IMAGE_PARAMS,
         )
 
 
@@ -300,7 +316,7 @@ def test_split_images_names_a_class_too_small_to_split(
 def test_unknown_on_invalid_image_value_is_named(index_params: dict[str, Any]) -> None:
     """A typo in on_invalid_image is an error, not a silent skip."""
     with pytest.raises(ValueError, match="index_images.on_invalid_image .* 'Fail'"):
-        index_images({}, {**index_params, "on_invalid_image": "Fail"})
+        index_images({}, {**index_params, "on_invalid_image": "Fail"}, IMAGE_PARAMS)
 
 
 @pytest.mark.parametrize(

@@ -16,10 +16,13 @@ from {{ cookiecutter.python_package }}.keras_model import (
     KerasModelDataset,
     SharedKerasModel,
 )
-from {{ cookiecutter.python_package }}.pipelines.inference.nodes import (
+from {{ cookiecutter.python_package }}.payload import (
     InvalidPayloadError,
-    classify,
     find_invalid_payload,
+)
+from {{ cookiecutter.python_package }}.pipelines.inference import nodes
+from {{ cookiecutter.python_package }}.pipelines.inference.nodes import (
+    classify,
     preprocess_payload,
 )
 from {{ cookiecutter.python_package }}.pipelines.training.nodes import (
@@ -153,8 +156,8 @@ def test_payload_over_max_bytes_is_refused(
 def test_payload_over_max_pixels_is_refused(
     parameters: dict[str, Any], limits: dict[str, Any]
 ) -> None:
-    """An image of more than max_image_pixels is refused, its size in the message."""
-    limits["max_image_pixels"] = 100
+    """An image of more than image.max_pixels is refused, its size in the message."""
+    parameters["image"]["max_pixels"] = 100
     payload = pd.DataFrame({"image": [png_bytes(8, 8), png_bytes(20, 12)]})
     with pytest.raises(
         InvalidPayloadError, match="row 1: .*20x12 pixels .* 100 pixels"
@@ -174,7 +177,7 @@ def test_decompression_bomb_payload_is_refused(
 def test_default_pixel_limit_applies_before_decoding(
     parameters: dict[str, Any], limits: dict[str, Any], large_png: bytes
 ) -> None:
-    """64 Mpixels pass Pillow's bomb check but not the project's max_image_pixels."""
+    """64 Mpixels pass Pillow's bomb check but not the project's image.max_pixels."""
     payload = pd.DataFrame({"image": [large_png]})
     with pytest.raises(InvalidPayloadError, match="row 0: .*8000x8000 pixels"):
         preprocess_payload(payload, parameters["image"], limits)
@@ -227,3 +230,33 @@ def test_too_many_images_are_refused(
     payload = pd.DataFrame({"image": [png_bytes()] * 3})
     with pytest.raises(InvalidPayloadError, match="3 images, over the limit of 2"):
         preprocess_payload(payload, parameters["image"], {**limits, "max_images": 2})
+
+
+def test_request_pixel_budget_is_checked_before_decoding(
+    parameters: dict[str, Any],
+    limits: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Images each within image.max_pixels, too many pixels together: none decoded."""
+    decoded = []
+    monkeypatch.setattr(
+        nodes, "decode_payload_image", lambda *args: decoded.append(args)
+    )
+    parameters["image"]["max_pixels"] = 20 * 12
+    limits["max_request_pixels"] = 3 * 20 * 12
+    payload = pd.DataFrame({"image": [png_bytes()] * 4})
+    with pytest.raises(
+        InvalidPayloadError, match="rows 0-3: images of 960 pixels in all, over .* 720"
+    ):
+        preprocess_payload(payload, parameters["image"], limits)
+    assert decoded == []
+
+
+def test_many_small_files_of_huge_images_are_refused_from_their_headers(
+    parameters: dict[str, Any], limits: dict[str, Any], large_png: bytes
+) -> None:
+    """The hostile case: 64 PNGs of a few kB, each 64 Mpixels once decoded."""
+    parameters["image"]["max_pixels"] = 8_000 * 8_000
+    payload = pd.DataFrame({"image": [large_png] * 64})
+    with pytest.raises(InvalidPayloadError, match="images of .* pixels in all"):
+        preprocess_payload(payload, parameters["image"], limits)

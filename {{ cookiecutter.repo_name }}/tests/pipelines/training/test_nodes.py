@@ -123,15 +123,3 @@ def test_training_logs_every_epoch_to_the_active_run(
         logged = client.get_metric_history(run_id, f"training.{name}")
         assert [m.step for m in logged] == [1, 2, 3]
         np.testing.assert_allclose([m.value for m in logged], history[name])
-
-
-def test_fine_tuning_parameters_are_checked(
-    tiny_training_inputs: dict[str, Any], parameters: dict[str, Any]
-) -> None:
-    """A learning-rate factor outside (0, 1] is refused before training, by name."""
-    params = parameters["train_classifier"]
-    params["fine_tuning"]["learning_rate_factor"] = 0.0
-    with pytest.raises(ValueError, match=r"fine_tuning\.learning_rate_factor 0\.0"):
-        train_classifier(
-            **tiny_training_inputs, image=parameters["image"], params=params
-        )

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from {{ cookiecutter.python_package }}.pipelines.inference.nodes import (
+from {{ cookiecutter.python_package }}.payload import (
     IMAGE_COLUMN,
     find_invalid_payload,
 )

@@ -37,12 +37,14 @@ def _check_image(
     if image.width * image.height > max_pixels:
         raise InvalidImageError(
             f"'{partition}' has {image.width}x{image.height} pixels, over the "
-            f"limit of {max_pixels} (index_images.max_pixels)"
+            f"limit of {max_pixels} (image.max_pixels)"
         )
 
 
 def index_images(
-    raw_images: Mapping[str, Callable[[], Image.Image]], params: dict[str, Any]
+    raw_images: Mapping[str, Callable[[], Image.Image]],
+    params: dict[str, Any],
+    image: dict[str, int],
 ) -> tuple[pd.DataFrame, float]:
     """List every readable image as (partition, label) and count the files skipped.
 
@@ -65,7 +67,7 @@ def index_images(
                     "(<images folder>/<class name>/<file>)"
                 )
             seen_classes.add(label)
-            _check_image(partition, raw_images[partition], params["max_pixels"])
+            _check_image(partition, raw_images[partition], image["max_pixels"])
         except InvalidImageError as error:
             if params["on_invalid_image"] == "fail":
                 raise

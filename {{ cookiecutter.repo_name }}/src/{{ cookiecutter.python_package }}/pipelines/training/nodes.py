@@ -19,6 +19,10 @@ from sklearn.utils.class_weight import compute_class_weight
 from {{ cookiecutter.python_package }} import (
     backbones,
 )
+from {{ cookiecutter.python_package }}.acceleration import (
+    build_with_precision,
+    jit_compile,
+)
 from {{ cookiecutter.python_package }}.input_pipeline import (
     image_batches,
 )
@@ -155,13 +159,17 @@ def train_classifier(
     params: dict[str, Any],
 ) -> tuple[keras.Model, dict[str, list[float]]]:
     """Train with early stopping, then fine-tune a backbone; return the best model."""
-    _check_fine_tuning(params)
     # Created first: a multi-worker strategy must exist before any other TF operation.
     strategy = distribution_strategy(params["distribution"])
     logger.info("Training on %d replica(s)", strategy.num_replicas_in_sync)
     keras.utils.set_random_seed(params["seed"])
     with strategy.scope():
-        model = build_model(len(class_names), image["size"], image["channels"], params)
+        model = build_with_precision(
+            lambda: build_model(
+                len(class_names), image["size"], image["channels"], params
+            ),
+            params,
+        )
     fit_options = {
         "class_weight": class_weights(train_split, class_names, params["class_weight"]),
         "epochs": params["epochs"],
@@ -233,28 +241,6 @@ def class_weights(
     return {index: float(weight) for index, weight in enumerate(weights)}
 
 
-def _check_fine_tuning(params: dict[str, Any]) -> None:
-    """Refuse fine-tuning parameters that cannot work, naming the parameter."""
-    fine_tuning = params["fine_tuning"]
-    factor = fine_tuning["learning_rate_factor"]
-    if not 0 < factor <= 1:
-        raise ValueError(
-            f"train_classifier.fine_tuning.learning_rate_factor {factor} is not in (0, 1]"
-        )
-    for key in ("epochs", "unfreeze_layers"):
-        value = fine_tuning[key]
-        if not isinstance(value, int) or value < 0:
-            raise ValueError(
-                f"train_classifier.fine_tuning.{key} {value!r} is not an integer >= 0"
-            )
-    if fine_tuning["epochs"] and not fine_tuning["unfreeze_layers"]:
-        raise ValueError(
-            "train_classifier.fine_tuning.unfreeze_layers is 0, so its "
-            f"{fine_tuning['epochs']} epochs would train nothing new: unfreeze some "
-            "layers or set fine_tuning.epochs to 0"
-        )
-
-
 def _compile(model: keras.Model, params: dict[str, Any], learning_rate: float) -> None:
     """Compile for integer labels with the configured optimizer."""
     model.compile(
@@ -266,6 +252,7 @@ def _compile(model: keras.Model, params: dict[str, Any], learning_rate: float) -
         ),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        jit_compile=jit_compile(params),
     )
 
 

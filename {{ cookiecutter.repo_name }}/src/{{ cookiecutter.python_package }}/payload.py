@@ -1,0 +1,138 @@
+"""The request contract of the logged model: one ``image`` column of encoded image files.
+
+The served model, ``kedro serve``, batch inference and the model's signature all follow
+these rules. Each check names the row at fault in one line and never repeats the data.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+from collections.abc import Sequence
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from {{ cookiecutter.python_package }}.preprocessing import (
+    decode_image,
+)
+
+IMAGE_COLUMN = "image"
+
+
+class InvalidPayloadError(ValueError):
+    """A request the model cannot score; the message names the culprit."""
+
+
+def find_invalid_payload(error: BaseException) -> BaseException | None:
+    """The ``InvalidPayloadError`` behind ``error`` (itself, its cause or context).
+
+    Matched by class name: a model loaded from MLflow may carry its own copy of this
+    module, whose exception class is not the one imported here.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if type(current).__name__ == InvalidPayloadError.__name__:
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def decode_base64(row: int, value: Any) -> bytes:
+    """The file bytes of a JSON row's base64 text (line breaks allowed, as in MLflow)."""
+    if not isinstance(value, str):
+        raise InvalidPayloadError(
+            f"row {row}: '{IMAGE_COLUMN}' must be a base64 string, got "
+            f"{json_type(value)}"
+        )
+    try:
+        return base64.b64decode("".join(value.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidPayloadError(
+            f"row {row}: '{IMAGE_COLUMN}' is not valid base64 (standard alphabet "
+            "A-Z a-z 0-9 + / with '=' padding)"
+        ) from None
+
+
+def json_type(value: Any) -> str:
+    """How JSON calls the type of a parsed value: an object, an array, a string..."""
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    names |= {int: "a number", float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def check_images(
+    images: Sequence[Any], limits: dict[str, Any], max_pixels: int
+) -> None:
+    """Refuse a request before decoding any image: count, bytes and pixels.
+
+    Sizes come from each file's header, so a small file that would decode to a huge
+    image costs nothing; the request's total is capped as well as each image.
+    """
+    if not len(images):
+        raise InvalidPayloadError("the input has no rows: send at least one image")
+    if len(images) > limits["max_images"]:
+        raise InvalidPayloadError(
+            f"the input has {len(images)} images, over the limit of "
+            f"{limits['max_images']} per request: send fewer at a time"
+        )
+    total = 0
+    for row, data in enumerate(images):
+        width, height = _header_size(row, data, limits["max_image_bytes"])
+        if width * height > max_pixels:
+            raise InvalidPayloadError(
+                f"row {row}: image of {width}x{height} pixels is over the limit of "
+                f"{max_pixels} pixels (image.max_pixels)"
+            )
+        total += width * height
+        if total > limits["max_request_pixels"]:
+            raise InvalidPayloadError(
+                f"rows 0-{row}: images of {total} pixels in all, over the limit of "
+                f"{limits['max_request_pixels']} pixels per request: send fewer at "
+                "a time"
+            )
+
+
+def _header_size(row: int, data: Any, max_bytes: int) -> tuple[int, int]:
+    """Width and height read from an encoded image's header, without decoding it."""
+    if not isinstance(data, bytes | bytearray):
+        raise InvalidPayloadError(
+            f"row {row}: '{IMAGE_COLUMN}' must hold encoded image bytes, "
+            f"got {type(data).__name__}"
+        )
+    if len(data) > max_bytes:
+        raise InvalidPayloadError(
+            f"row {row}: image of {len(data)} bytes is over the limit of "
+            f"{max_bytes} bytes"
+        )
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except (UnidentifiedImageError, Image.DecompressionBombError) as error:
+        raise _unreadable(row, error) from error
+    except Exception as error:  # noqa: BLE001  Pillow raises many types for bad files
+        raise InvalidPayloadError(f"row {row}: unusable image ({error})") from error
+
+
+def decode_payload_image(row: int, data: bytes, max_pixels: int) -> Image.Image:
+    """Decode one checked row's image file, naming the row when it is unusable."""
+    try:
+        return decode_image(bytes(data), max_pixels)
+    except (UnidentifiedImageError, Image.DecompressionBombError) as error:
+        raise _unreadable(row, error) from error
+    except Exception as error:  # noqa: BLE001  Pillow raises many types for bad files
+        raise InvalidPayloadError(f"row {row}: unusable image ({error})") from error
+
+
+def _unreadable(row: int, error: Exception) -> InvalidPayloadError:
+    """The one-line rejection of bytes Pillow cannot open."""
+    if isinstance(error, Image.DecompressionBombError):
+        return InvalidPayloadError(
+            f"row {row}: image over Pillow's pixel limit ({error})"
+        )
+    return InvalidPayloadError(
+        f"row {row}: not an image file (Pillow reads PNG, JPEG, BMP, GIF, WebP and more)"
+    )
