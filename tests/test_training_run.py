@@ -26,6 +26,7 @@ from helpers import (
 from PIL import Image
 
 pytestmark = pytest.mark.slow
+DEFAULT_PACKAGE = "image_classifier"  # the package of the `default_project` fixture
 
 
 @pytest.fixture(scope="module")
@@ -80,19 +81,76 @@ def test_run_records_parameters_and_metrics(client, training_run):
         training_run.info.run_id, "training.val_loss"
     )
     assert len(losses) == len(val_losses) > 1
-    assert [m.step for m in losses] == list(range(len(losses)))
+    assert [m.step for m in losses] == list(range(1, len(losses) + 1))
 
 
-def test_run_logs_reports_and_the_keras_file(client, training_run):
-    """Plots, the per-class report, the class names and the .keras model are artifacts."""
+def test_run_logs_reports_and_class_names(client, training_run):
+    """Plots, the per-class report and the class names are artifacts."""
     names = {a.path for a in client.list_artifacts(training_run.info.run_id)}
     assert {
         "confusion_matrix.png",
         "training_curves.png",
+        "top_losses.png",
         "classification_report.json",
-        "classifier.keras",
         "class_names.json",
     } <= names
+
+
+def test_keras_file_is_stored_once_inside_the_logged_model(client, training_run):
+    """Not a run artifact too: the logged model's artifacts carry the .keras file."""
+    run_files = {a.path for a in client.list_artifacts(training_run.info.run_id)}
+    assert not any(path.endswith(".keras") for path in run_files)
+    [model] = client.search_logged_models(
+        experiment_ids=[training_run.info.experiment_id]
+    )
+    folder = Path(mlflow.artifacts.download_artifacts(model.artifact_location))
+    assert [p.name for p in folder.rglob("*.keras")] == ["classifier.keras"]
+
+
+def test_training_metrics_are_logged_during_fit_from_step_1(client, training_run):
+    """Every epoch of every Keras metric, at steps 1..N; none at step 0."""
+    run_id = training_run.info.run_id
+    steps = {
+        name: [m.step for m in client.get_metric_history(run_id, f"training.{name}")]
+        for name in ("loss", "accuracy", "val_loss", "val_accuracy")
+    }
+    epochs = len(steps["loss"])
+    assert epochs > 1
+    assert all(s == list(range(1, epochs + 1)) for s in steps.values()), steps
+
+
+def test_test_metrics_include_imbalance_aware_figures(training_run):
+    """Balanced accuracy and macro-F1 beside accuracy; no top-5 with three classes."""
+    metrics = training_run.data.metrics
+    assert 0.9 <= metrics["test.balanced_accuracy"] <= 1
+    assert 0.9 <= metrics["test.f1_macro"] <= 1
+    assert not any(name.startswith("test.top_") for name in metrics)
+
+
+def test_image_index_is_the_runs_dataset_input_and_its_digest_is_stable(
+    trained_project, training_run, project_copy
+):
+    """The run records its images with a digest; a new run on them shows the same one."""
+    [logged] = training_run.inputs.dataset_inputs
+    assert logged.dataset.name == "image_index"
+    index = pd.read_csv(
+        trained_project.path / "data/02_intermediate/image_index.csv",
+        dtype={"label": str},
+        keep_default_na=False,
+    )
+    assert logged.dataset.digest == mlflow.data.from_pandas(index).digest
+    assert {tag.key: tag.value for tag in logged.tags}["mlflow.data.context"] == (
+        "training"
+    )
+
+    kedro("run", "--pipeline", "data_processing", cwd=project_copy)
+    client = mlflow.MlflowClient(project_tracking_uri(project_copy))
+    experiment = client.get_experiment_by_name(PACKAGE)
+    [latest, _] = client.search_runs(
+        [experiment.experiment_id], order_by=["attributes.start_time DESC"]
+    )
+    [again] = latest.inputs.dataset_inputs
+    assert again.dataset.digest == logged.dataset.digest
 
 
 def test_run_logs_and_registers_one_model(client, training_run):
@@ -165,7 +223,7 @@ def test_model_page_shows_the_kept_epoch_and_test_metrics(client, training_run):
     assert metrics["training.val_loss"].step == best.step > 0
     assert metrics["training.val_loss"].value == best.value
     accuracy = client.get_metric_history(run_id, "training.accuracy")
-    assert metrics["training.accuracy"].value == accuracy[best.step].value
+    assert metrics["training.accuracy"].value == accuracy[best.step - 1].value
 
 
 def test_logged_model_pins_its_requirements(trained_project):
@@ -260,9 +318,14 @@ def test_interrupted_run_is_marked_killed_and_registers_nothing(project_copy):
     assert registered_versions(client, PACKAGE) == [1]
 
 
+def kedro_one_line_logs(*args: str, cwd: Path, **kwargs) -> subprocess.CompletedProcess:
+    """A kedro command whose log lines are not wrapped (rich wraps at 80 columns)."""
+    return kedro(*args, cwd=cwd, COLUMNS="1000", **kwargs)
+
+
 def test_a_bad_parameter_stops_the_cli_in_one_line(project_copy):
     """`kedro run --params` with a bad value: one line naming it, and no MLflow run."""
-    result = kedro(
+    result = kedro_one_line_logs(
         "run",
         "--params",
         "train_classifier.epochs=0",
@@ -284,10 +347,9 @@ def test_a_bad_parameter_stops_the_cli_in_one_line(project_copy):
 )
 def test_a_partial_run_logs_and_registers_no_model(project_copy, part):
     """A run that does not train cannot register the model file left on disk."""
-    result = kedro("run", *part, cwd=project_copy)
-    assert "so it logs and registers no model; run `kedro run`" in " ".join(
-        (result.stdout + result.stderr).split()
-    )
+    result = kedro_one_line_logs("run", *part, cwd=project_copy)
+    output = result.stdout + result.stderr
+    assert "so it logs and registers no model; run `kedro run`" in output
     client = mlflow.MlflowClient(project_tracking_uri(project_copy))
     assert registered_versions(client, PACKAGE) == [1]
     experiment = client.get_experiment_by_name(PACKAGE)
@@ -296,13 +358,13 @@ def test_a_partial_run_logs_and_registers_no_model(project_copy, part):
 
 def test_a_model_below_the_gate_is_logged_not_registered(project_copy):
     """The gate's minimum is a parameter; a refused model says why."""
-    result = kedro(
+    result = kedro_one_line_logs(
         "run",
         "--params",
         "train_classifier.epochs=1,register_model.minimum=1.0",
         cwd=project_copy,
     )
-    output = " ".join((result.stdout + result.stderr).split())
+    output = result.stdout + result.stderr
     assert f"but not registered as '{PACKAGE}': test.accuracy" in output
     client = mlflow.MlflowClient(project_tracking_uri(project_copy))
     assert registered_versions(client, PACKAGE) == [1]
@@ -312,17 +374,17 @@ def test_a_model_below_the_gate_is_logged_not_registered(project_copy):
 
 def test_champion_stays_on_the_better_version(project_copy):
     """A worse model is registered, but `champion`, and so `kedro serve`, stay on v1."""
-    result = kedro(
+    result = kedro_one_line_logs(
         "run",
         "--params",
         "train_classifier.epochs=1,register_model.minimum=0",
         cwd=project_copy,
     )
-    output = " ".join((result.stdout + result.stderr).split())
+    output = result.stdout + result.stderr
     assert "'champion' stays on version 1: its test.accuracy" in output
     client = mlflow.MlflowClient(project_tracking_uri(project_copy))
     assert registered_versions(client, PACKAGE) == [1, 2]
-    assert client.get_model_version_by_alias(PACKAGE, "champion").version == "1"
+    assert int(client.get_model_version_by_alias(PACKAGE, "champion").version) == 1
 
 
 def test_sigterm_while_the_model_is_logged_leaves_no_pending_model(project_copy):
@@ -348,12 +410,49 @@ def test_sigterm_while_the_model_is_logged_leaves_no_pending_model(project_copy)
                 break
             time.sleep(0.02)
         process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=120)
+        rest, _ = process.communicate(timeout=120)
     finally:
         process.kill()
     assert "PENDING" in statuses, f"the model was logged before the signal: {statuses}"
-    assert process.returncode == 128 + signal.SIGTERM
+    assert process.returncode == 128 + signal.SIGTERM, rest[-3000:]
     statuses = sorted(m.status for m in client.search_logged_models([experiment_id]))
     assert statuses == ["FAILED", "READY"]
     assert run_statuses(client, PACKAGE) == ["FINISHED", "KILLED"]
     assert registered_versions(client, PACKAGE) == [1]
+
+
+def test_image_folders_follow_one_rule_end_to_end(project_copy, tmp_path):
+    """Hidden names left out, a symlinked class folder kept, even with `fail`."""
+    images = project_copy / "data" / "01_raw" / "images"
+    moved = shutil.move(images / "triangle", tmp_path / "triangle")
+    (images / "triangle").symlink_to(moved, target_is_directory=True)
+    some_image = next((images / "square").iterdir())
+    for hidden in (".thumbnails/a.png", "circle/.ipynb_checkpoints/a.png"):
+        (images / hidden).parent.mkdir(parents=True)
+        shutil.copy(some_image, images / hidden)
+    (images / "circle" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    kedro_one_line_logs(
+        "run",
+        "--params",
+        "train_classifier.epochs=1,index_images.on_invalid_image=fail",
+        cwd=project_copy,
+    )
+    class_names = project_copy / "data" / "06_models" / "class_names.json"
+    assert json.loads(class_names.read_text()) == CLASSES
+    index = pd.read_csv(project_copy / "data" / "02_intermediate" / "image_index.csv")
+    assert not index["partition"].str.contains("/.", regex=False).any()
+    assert (index["label"] == "triangle").sum() == 150  # noqa: PLR2004
+
+
+def test_batch_inference_without_a_registered_model_says_to_train_first(
+    default_project, tmp_path
+):
+    project = Path(shutil.copytree(default_project, tmp_path / "project"))
+    images = project / "data" / "01_raw"
+    shutil.copy(next((images / "images" / "circle").iterdir()), images / "new_images")
+    result = kedro_one_line_logs(
+        "run", "--pipeline", "batch_inference", cwd=project, expect_success=False
+    )
+    output = result.stdout + result.stderr
+    assert f"No ready version of the model '{DEFAULT_PACKAGE}' is registered" in output
+    assert "train one with `kedro run` first" in output
