@@ -117,6 +117,7 @@ def moto_server(space: Any) -> Iterator[tuple[str, Path]]:
 
 
 REQUEST = re.compile(r'"(GET|HEAD|PUT|POST) (/[^ ?"]*)(\?[^ "]*)? HTTP')
+COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # werkzeug colours its request lines
 
 
 def s3_run(bench: Bench, count: int) -> dict[str, Any]:
@@ -159,7 +160,7 @@ def s3_run(bench: Bench, count: int) -> dict[str, Any]:
     per_object: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
     for line in lines:
-        match = REQUEST.search(line)
+        match = REQUEST.search(COLOUR.sub("", line))
         if not match:
             continue
         method, path, query = match.groups()
