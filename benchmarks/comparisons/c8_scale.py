@@ -152,7 +152,12 @@ def s3_run(bench: Bench, count: int) -> dict[str, Any]:
         )
         (conf / "credentials.yml").write_text(
             yaml.safe_dump(
-                {"bench_bucket": {**credentials, "client_kwargs": {"endpoint_url": url}}}
+                {
+                    "bench_bucket": {
+                        **credentials,
+                        "client_kwargs": {"endpoint_url": url},
+                    }
+                }
             )
         )
         result = stages(bench, env, "scale-s3")
