@@ -1,4 +1,4 @@
-"""8: `kedro run` on 1k, 10k (and 100k) generated images: seconds per stage, memory, disk,
+"""10: `kedro run` on 1k, 10k (and 100k) generated images: seconds per stage, memory, disk,
 and S3 requests per object with raw_images on a local S3 server (moto)."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from harness import (
     run_command,
 )
 
-NUMBER = 8
+NUMBER = 10
 KEY = "scale"
 OPTIONS = {
     "scale_sizes": Option(
