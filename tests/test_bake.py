@@ -103,6 +103,7 @@ tests/pipelines/training/__init__.py
 tests/pipelines/training/test_nodes.py
 tests/test_acceleration.py
 tests/test_cli.py
+tests/test_default_pipeline.py
 tests/test_input_pipeline.py
 tests/test_parameter_checks.py
 tests/test_pipeline.py
