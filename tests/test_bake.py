@@ -108,6 +108,7 @@ tests/pipelines/training/test_nodes.py
 tests/test_acceleration.py
 tests/test_catalog.py
 tests/test_cli.py
+tests/test_default_pipeline.py
 tests/test_input_pipeline.py
 tests/test_mlflow_datasets.py
 tests/test_parameter_checks.py
