@@ -114,8 +114,10 @@ class ModelRegistrationHooks:
             kwargs["signature"] = model_signature(outputs["class_names"])
         if "training_history" in outputs:
             monitor = catalog.load("params:train_classifier")["early_stopping"]
-            # MLflow attaches the run's metrics at this step to the logged model.
-            kwargs["step"] = best_epoch(outputs["training_history"], monitor["monitor"])
+            # MLflow attaches the run's metrics at this step to the logged model;
+            # training's callback logs epoch i (from 0) at step i + 1.
+            best = best_epoch(outputs["training_history"], monitor["monitor"])
+            kwargs["step"] = best + 1
 
     @hook_impl(trylast=True)  # after kedro-mlflow has logged the model
     def after_pipeline_run(self, catalog: DataCatalog) -> None:
