@@ -68,6 +68,7 @@ src/image_classifier/keras_model.py
 src/image_classifier/mlflow_callbacks.py
 src/image_classifier/mlflow_datasets.py
 src/image_classifier/model_logging.py
+src/image_classifier/multi_worker.py
 src/image_classifier/parameter_checks.py
 src/image_classifier/payload.py
 src/image_classifier/pipeline_registry.py
@@ -111,6 +112,7 @@ tests/test_acceleration.py
 tests/test_catalog.py
 tests/test_cli.py
 tests/test_input_pipeline.py
+tests/test_multi_worker.py
 tests/test_mlflow_datasets.py
 tests/test_parameter_checks.py
 tests/test_pipeline.py
