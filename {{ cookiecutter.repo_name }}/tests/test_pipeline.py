@@ -22,6 +22,9 @@ from kedro_datasets.json import JSONDataset
 from kedro_datasets.matplotlib import MatplotlibDataset
 from kedro_datasets.pandas import CSVDataset
 
+from {{ cookiecutter.python_package }}.image_features import (
+    ImageArrayDataset,
+)
 from {{ cookiecutter.python_package }}.image_folders import (
     ImageFolderDataset,
 )
@@ -32,6 +35,7 @@ from {{ cookiecutter.python_package }}.keras_model import (
 from {{ cookiecutter.python_package }}.pipelines import (
     data_processing,
     evaluation,
+    features,
     inference,
     training,
 )
@@ -56,6 +60,7 @@ def training_pipeline() -> Pipeline:
     """What `kedro run` trains: the registry's training pipeline, without MLflow."""
     return (
         data_processing.create_pipeline()
+        + features.create_pipeline()
         + training.create_pipeline()
         + evaluation.create_pipeline()
     )
@@ -76,6 +81,7 @@ def make_catalog(
         ),
         "image_index": CSVDataset(filepath=file("image_index.csv")),
         "skipped_image_count": MemoryDataset(),
+        "image_arrays": ImageArrayDataset(path=file("image_arrays")),
         **{
             f"{split}_split": CSVDataset(filepath=file(f"{split}_split.csv"))
             for split in ("train", "validation", "test")
