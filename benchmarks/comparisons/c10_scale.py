@@ -26,7 +26,7 @@ from harness import (
     run_command,
 )
 
-NUMBER = 8
+NUMBER = 10
 KEY = "scale"
 OPTIONS = {
     "scale_sizes": Option(
