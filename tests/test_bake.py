@@ -68,6 +68,7 @@ src/image_classifier/keras_model.py
 src/image_classifier/mlflow_callbacks.py
 src/image_classifier/mlflow_datasets.py
 src/image_classifier/model_logging.py
+src/image_classifier/multi_worker.py
 src/image_classifier/parameter_checks.py
 src/image_classifier/payload.py
 src/image_classifier/pipeline_registry.py
@@ -84,6 +85,7 @@ src/image_classifier/pipelines/evaluation/pipeline.py
 src/image_classifier/pipelines/inference/__init__.py
 src/image_classifier/pipelines/inference/nodes.py
 src/image_classifier/pipelines/inference/pipeline.py
+src/image_classifier/pipelines/inference/runner.py
 src/image_classifier/pipelines/training/__init__.py
 src/image_classifier/pipelines/training/nodes.py
 src/image_classifier/pipelines/training/pipeline.py
@@ -102,13 +104,16 @@ tests/pipelines/evaluation/__init__.py
 tests/pipelines/evaluation/test_nodes.py
 tests/pipelines/inference/__init__.py
 tests/pipelines/inference/test_nodes.py
+tests/pipelines/inference/test_runner.py
 tests/pipelines/training/__init__.py
 tests/pipelines/training/test_backbones.py
 tests/pipelines/training/test_nodes.py
 tests/test_acceleration.py
 tests/test_catalog.py
 tests/test_cli.py
+tests/test_default_pipeline.py
 tests/test_input_pipeline.py
+tests/test_multi_worker.py
 tests/test_mlflow_datasets.py
 tests/test_parameter_checks.py
 tests/test_pipeline.py

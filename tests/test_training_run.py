@@ -69,7 +69,7 @@ def test_run_records_parameters_and_metrics(client, training_run):
     """Flattened parameters, per-epoch curves, final metrics and the skipped count."""
     params = training_run.data.params
     assert params["train_classifier.learning_rate"] == "0.003"
-    assert params["image.size"] == "64"
+    assert params["image.size"] == "32"
     assert params["split_images.seed"] == "42"
     metrics = training_run.data.metrics
     assert metrics["test.accuracy"] >= 0.9
@@ -198,7 +198,7 @@ def test_registered_model_is_described_tagged_and_champion(client, training_run)
     assert version.run_id == training_run.info.run_id
     for text in (version.description, client.get_registered_model(PACKAGE).description):
         assert "circle, square, triangle" in text
-        assert "64x64" in text
+        assert "32x32" in text
         assert "dataframe_records" in text
     assert version.tags["classes"] == ",".join(CLASSES)
     assert version.tags["backbone"] == "small_cnn"

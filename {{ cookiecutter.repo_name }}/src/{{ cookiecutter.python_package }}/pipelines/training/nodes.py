@@ -196,19 +196,10 @@ def train_classifier(
         with strategy.scope():
             _compile(model, params, params["learning_rate"])
         history = _fit(model, train, validation, params, **fit_options)
-        fine_tuning = params["fine_tuning"]
-        if params["network"]["backbone"] is not None and fine_tuning["epochs"]:
-            logger.info(
-                "Fine-tuning the top %d layers of the backbone",
-                fine_tuning["unfreeze_layers"],
-            )
-            backbone = model.get_layer(backbones.BACKBONE_LAYER)
-            backbones.unfreeze_top(backbone, fine_tuning["unfreeze_layers"])
-            learning_rate = (
-                params["learning_rate"] * fine_tuning["learning_rate_factor"]
-            )
+        fine_tuning_epochs = params["fine_tuning"]["epochs"]
+        if params["network"]["backbone"] is not None and fine_tuning_epochs:
             with strategy.scope():
-                _compile(model, params, learning_rate)  # needed after trainable changes
+                _prepare_fine_tuning(model, params)
             epochs_run = len(history["loss"])
             fine_tuned = _fit(
                 model,
@@ -217,7 +208,7 @@ def train_classifier(
                 params,
                 class_weight=fit_options["class_weight"],
                 initial_epoch=epochs_run,
-                epochs=epochs_run + fine_tuning["epochs"],
+                epochs=epochs_run + fine_tuning_epochs,
             )
             history = {name: history[name] + fine_tuned[name] for name in history}
     return model, history
@@ -239,6 +230,18 @@ def class_weights(
         "balanced", classes=np.arange(len(class_names)), y=indices
     )
     return {index: float(weight) for index, weight in enumerate(weights)}
+
+
+def _prepare_fine_tuning(model: keras.Model, params: dict[str, Any]) -> None:
+    """Unfreeze the backbone's top layers; recompile at the fine-tuning learning rate."""
+    fine_tuning = params["fine_tuning"]
+    logger.info(
+        "Fine-tuning the top %d layers of the backbone", fine_tuning["unfreeze_layers"]
+    )
+    backbone = model.get_layer(backbones.BACKBONE_LAYER)
+    backbones.unfreeze_top(backbone, fine_tuning["unfreeze_layers"])
+    learning_rate = params["learning_rate"] * fine_tuning["learning_rate_factor"]
+    _compile(model, params, learning_rate)  # trainable changes apply once recompiled
 
 
 def _compile(model: keras.Model, params: dict[str, Any], learning_rate: float) -> None:
