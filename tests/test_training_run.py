@@ -69,7 +69,7 @@ def test_run_records_parameters_and_metrics(client, training_run):
     """Flattened parameters, per-epoch curves, final metrics and the skipped count."""
     params = training_run.data.params
     assert params["train_classifier.learning_rate"] == "0.003"
-    assert params["image.size"] == "64"
+    assert params["image.size"] == "32"
     assert params["split_images.seed"] == "42"
     metrics = training_run.data.metrics
     assert metrics["test.accuracy"] >= 0.9
@@ -81,19 +81,76 @@ def test_run_records_parameters_and_metrics(client, training_run):
         training_run.info.run_id, "training.val_loss"
     )
     assert len(losses) == len(val_losses) > 1
-    assert [m.step for m in losses] == list(range(len(losses)))
+    assert [m.step for m in losses] == list(range(1, len(losses) + 1))
 
 
-def test_run_logs_reports_and_the_keras_file(client, training_run):
-    """Plots, the per-class report, the class names and the .keras model are artifacts."""
+def test_run_logs_reports_and_class_names(client, training_run):
+    """Plots, the per-class report and the class names are artifacts."""
     names = {a.path for a in client.list_artifacts(training_run.info.run_id)}
     assert {
         "confusion_matrix.png",
         "training_curves.png",
+        "top_losses.png",
         "classification_report.json",
-        "classifier.keras",
         "class_names.json",
     } <= names
+
+
+def test_keras_file_is_stored_once_inside_the_logged_model(client, training_run):
+    """Not a run artifact too: the logged model's artifacts carry the .keras file."""
+    run_files = {a.path for a in client.list_artifacts(training_run.info.run_id)}
+    assert not any(path.endswith(".keras") for path in run_files)
+    [model] = client.search_logged_models(
+        experiment_ids=[training_run.info.experiment_id]
+    )
+    folder = Path(mlflow.artifacts.download_artifacts(model.artifact_location))
+    assert [p.name for p in folder.rglob("*.keras")] == ["classifier.keras"]
+
+
+def test_training_metrics_are_logged_during_fit_from_step_1(client, training_run):
+    """Every epoch of every Keras metric, at steps 1..N; none at step 0."""
+    run_id = training_run.info.run_id
+    steps = {
+        name: [m.step for m in client.get_metric_history(run_id, f"training.{name}")]
+        for name in ("loss", "accuracy", "val_loss", "val_accuracy")
+    }
+    epochs = len(steps["loss"])
+    assert epochs > 1
+    assert all(s == list(range(1, epochs + 1)) for s in steps.values()), steps
+
+
+def test_test_metrics_include_imbalance_aware_figures(training_run):
+    """Balanced accuracy and macro-F1 beside accuracy; no top-5 with three classes."""
+    metrics = training_run.data.metrics
+    assert 0.9 <= metrics["test.balanced_accuracy"] <= 1
+    assert 0.9 <= metrics["test.f1_macro"] <= 1
+    assert not any(name.startswith("test.top_") for name in metrics)
+
+
+def test_image_index_is_the_runs_dataset_input_and_its_digest_is_stable(
+    trained_project, training_run, project_copy
+):
+    """The run records its images with a digest; a new run on them shows the same one."""
+    [logged] = training_run.inputs.dataset_inputs
+    assert logged.dataset.name == "image_index"
+    index = pd.read_csv(
+        trained_project.path / "data/02_intermediate/image_index.csv",
+        dtype={"label": str},
+        keep_default_na=False,
+    )
+    assert logged.dataset.digest == mlflow.data.from_pandas(index).digest
+    assert {tag.key: tag.value for tag in logged.tags}["mlflow.data.context"] == (
+        "training"
+    )
+
+    kedro("run", "--pipeline", "data_processing", cwd=project_copy)
+    client = mlflow.MlflowClient(project_tracking_uri(project_copy))
+    experiment = client.get_experiment_by_name(PACKAGE)
+    [latest, _] = client.search_runs(
+        [experiment.experiment_id], order_by=["attributes.start_time DESC"]
+    )
+    [again] = latest.inputs.dataset_inputs
+    assert again.dataset.digest == logged.dataset.digest
 
 
 def test_run_logs_and_registers_one_model(client, training_run):
@@ -141,7 +198,7 @@ def test_registered_model_is_described_tagged_and_champion(client, training_run)
     assert version.run_id == training_run.info.run_id
     for text in (version.description, client.get_registered_model(PACKAGE).description):
         assert "circle, square, triangle" in text
-        assert "64x64" in text
+        assert "32x32" in text
         assert "dataframe_records" in text
     assert version.tags["classes"] == ",".join(CLASSES)
     assert version.tags["backbone"] == "small_cnn"
@@ -166,7 +223,7 @@ def test_model_page_shows_the_kept_epoch_and_test_metrics(client, training_run):
     assert metrics["training.val_loss"].step == best.step > 0
     assert metrics["training.val_loss"].value == best.value
     accuracy = client.get_metric_history(run_id, "training.accuracy")
-    assert metrics["training.accuracy"].value == accuracy[best.step].value
+    assert metrics["training.accuracy"].value == accuracy[best.step - 1].value
 
 
 def test_logged_model_pins_its_requirements(trained_project):
@@ -327,7 +384,7 @@ def test_champion_stays_on_the_better_version(project_copy):
     assert "'champion' stays on version 1: its test.accuracy" in output
     client = mlflow.MlflowClient(project_tracking_uri(project_copy))
     assert registered_versions(client, PACKAGE) == [1, 2]
-    assert client.get_model_version_by_alias(PACKAGE, "champion").version == "1"
+    assert int(client.get_model_version_by_alias(PACKAGE, "champion").version) == 1
 
 
 def test_sigterm_while_the_model_is_logged_leaves_no_pending_model(project_copy):
@@ -353,11 +410,11 @@ def test_sigterm_while_the_model_is_logged_leaves_no_pending_model(project_copy)
                 break
             time.sleep(0.02)
         process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=120)
+        rest, _ = process.communicate(timeout=120)
     finally:
         process.kill()
     assert "PENDING" in statuses, f"the model was logged before the signal: {statuses}"
-    assert process.returncode == 128 + signal.SIGTERM
+    assert process.returncode == 128 + signal.SIGTERM, rest[-3000:]
     statuses = sorted(m.status for m in client.search_logged_models([experiment_id]))
     assert statuses == ["FAILED", "READY"]
     assert run_statuses(client, PACKAGE) == ["FINISHED", "KILLED"]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import os
 import struct
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import pytest
 import yaml
@@ -126,3 +128,21 @@ def decompression_bomb() -> bytes:
 def large_png() -> bytes:
     """An 8000x8000 PNG: 64 Mpixels, over the project's limits, under Pillow's."""
     return png_bomb(8_000)
+
+
+@pytest.fixture
+def mlflow_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[mlflow.ActiveRun]:
+    """An active MLflow run in a tracking store under ``tmp_path``, ended afterwards."""
+    for name in [n for n in os.environ if n.startswith("MLFLOW_")]:
+        monkeypatch.delenv(name)
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        with mlflow.start_run() as run:
+            yield run
+    finally:
+        while mlflow.active_run():
+            mlflow.end_run()
+        mlflow.set_tracking_uri(previous)

@@ -97,6 +97,11 @@ def integers(minimum: int) -> Rule:
     )
 
 
+def mapping() -> Rule:
+    """A mapping of names to values, e.g. {alpha: 0.75}."""
+    return lambda value: None if isinstance(value, Mapping) else "a mapping"
+
+
 def or_null(rule: Rule) -> Rule:
     """null, or a value that ``rule`` accepts."""
 
@@ -135,6 +140,7 @@ RULES: dict[str, Rule] = {
     ),
     "train_classifier.network.backbone": or_null(text()),
     "train_classifier.network.weights": or_null(text()),
+    "train_classifier.network.backbone_options": or_null(mapping()),
     "train_classifier.network.conv_filters": integers(1),
     "train_classifier.network.dense_units": integer(1),
     "train_classifier.network.dropout": number(0, 0.99),
@@ -145,6 +151,9 @@ RULES: dict[str, Rule] = {
     "train_classifier.mixed_precision": boolean(),
     "train_classifier.jit_compile": boolean(),
     "predict_test_images.batch_size": integer(1),
+    "compute_test_metrics.top_k": integer(1),
+    "plot_top_losses.count": integer(1),
+    "plot_top_losses.columns": integer(1),
     "preprocess_payload.max_images": integer(1),
     "preprocess_payload.max_image_bytes": integer(1),
     "preprocess_payload.max_request_pixels": integer(1),

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
+from PIL import Image
 
 from {{ cookiecutter.python_package }}.pipelines.evaluation.nodes import (
     compute_test_metrics,
     plot_confusion_matrix,
+    plot_top_losses,
     plot_training_curves,
     report_per_class,
-    training_metrics,
 )
 
 CLASS_NAMES = ["cat", "dog", "fox"]
@@ -26,8 +28,16 @@ def test_predictions() -> pd.DataFrame:
             "label": ["cat", "cat", "dog", "dog"],
             "predicted": ["cat", "dog", "dog", "dog"],
             "confidence": [0.9, 0.6, 0.8, 0.7],
+            "probability_cat": [0.9, 0.3, 0.1, 0.2],
+            "probability_dog": [0.05, 0.6, 0.8, 0.7],
+            "probability_fox": [0.05, 0.1, 0.1, 0.1],
         }
     )
+
+
+@pytest.fixture
+def metric_params() -> dict[str, int]:
+    return {"top_k": 5}
 
 
 @pytest.fixture
@@ -41,13 +51,44 @@ def training_history() -> dict[str, list[float]]:
     }
 
 
-def test_compute_test_metrics(test_predictions: pd.DataFrame) -> None:
-    """Accuracy and macro averages, as kedro-mlflow metric histories at step 0."""
-    metrics = compute_test_metrics(test_predictions)
-    assert set(metrics) == {"accuracy", "precision_macro", "recall_macro", "f1_macro"}
+def test_compute_test_metrics(
+    test_predictions: pd.DataFrame, metric_params: dict[str, int]
+) -> None:
+    """Accuracy, balanced accuracy and macro averages, as metric histories at step 0."""
+    metrics = compute_test_metrics(test_predictions, CLASS_NAMES, metric_params)
+    assert set(metrics) == {
+        "accuracy",
+        "balanced_accuracy",
+        "precision_macro",
+        "recall_macro",
+        "f1_macro",
+    }
     assert metrics["accuracy"] == [{"value": 0.75, "step": 0}]
+    assert metrics["balanced_accuracy"][0]["value"] == pytest.approx((0.5 + 1) / 2)
     assert metrics["recall_macro"][0]["value"] == pytest.approx(0.75)
     assert metrics["precision_macro"][0]["value"] == pytest.approx((1 + 2 / 3) / 2)
+    assert metrics["f1_macro"][0]["value"] == pytest.approx((2 / 3 + 0.8) / 2)
+
+
+def test_top_k_accuracy_with_more_classes_than_k() -> None:
+    """With 7 classes, top-5 accuracy: whether the true class is among the 5 likeliest."""
+    class_names = [f"c{i}" for i in range(7)]
+    probabilities = np.array(
+        [[0.4, 0.2, 0.1, 0.1, 0.1, 0.05, 0.05], [0.4, 0.2, 0.1, 0.1, 0.1, 0.06, 0.04]]
+    )
+    predictions = pd.DataFrame(
+        {
+            "label": ["c1", "c6"],  # second place, then last place
+            "predicted": ["c0", "c0"],
+            **{
+                f"probability_{c}": probabilities[:, i]
+                for i, c in enumerate(class_names)
+            },
+        }
+    )
+    metrics = compute_test_metrics(predictions, class_names, {"top_k": 5})
+    assert metrics["top_5_accuracy"] == [{"value": 0.5, "step": 0}]
+    assert metrics["accuracy"][0]["value"] == 0.0
 
 
 def test_report_per_class_covers_every_class(test_predictions: pd.DataFrame) -> None:
@@ -74,10 +115,29 @@ def test_plot_training_curves(training_history: dict[str, list[float]]) -> None:
     assert all(len(axes.get_lines()) == 2 for axes in figure.axes)  # noqa: PLR2004
 
 
-def test_training_metrics_has_one_step_per_epoch(
-    training_history: dict[str, list[float]],
+def test_plot_top_losses_shows_the_most_confidently_wrong(
+    test_predictions: pd.DataFrame,
 ) -> None:
-    """Per-epoch values become kedro-mlflow's [{value, step}] histories."""
-    metrics = training_metrics(training_history)
-    assert set(metrics) == set(training_history)
-    assert metrics["val_loss"] == [{"value": 1.1, "step": 0}, {"value": 0.7, "step": 1}]
+    """Only misclassified images, the lowest true-class probability first, both labels."""
+    # dog/1.png predicted cat, more confidently wrong than cat/2.png
+    columns = ["predicted", "confidence", "probability_cat", "probability_dog"]
+    test_predictions.loc[2, columns] = ["cat", 0.95, 0.95, 0.05]
+    raw_images = {
+        name: lambda: Image.new("RGB", (8, 8)) for name in test_predictions["partition"]
+    }
+    figure = plot_top_losses(
+        test_predictions, raw_images, CLASS_NAMES, {"count": 9, "columns": 3}
+    )
+    titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
+    assert titles == [
+        "true: dog (0.05)\npredicted: cat (0.95)",
+        "true: cat (0.30)\npredicted: dog (0.60)",
+    ]
+
+
+def test_plot_top_losses_without_mistakes(test_predictions: pd.DataFrame) -> None:
+    """Every prediction right: a figure that says so."""
+    right = test_predictions[test_predictions["label"] == test_predictions["predicted"]]
+    figure = plot_top_losses(right, {}, CLASS_NAMES, {"count": 9, "columns": 3})
+    [axes] = figure.axes
+    assert axes.texts[0].get_text() == "No test image is misclassified"

@@ -1,14 +1,19 @@
-"""The network that build_model makes from the training parameters."""
+"""The network that build_model makes, class weights, and what training logs to MLflow."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 
 from {{ cookiecutter.python_package }}.pipelines.training.nodes import (
     build_model,
+    class_weights,
+    train_classifier,
 )
 
 
@@ -30,12 +35,25 @@ def test_build_model_outputs_one_probability_per_class(
     np.testing.assert_allclose(np.asarray(model(batch)).sum(axis=1), 1.0, atol=1e-5)
 
 
-def test_build_model_without_augmentation(training_params: dict[str, Any]) -> None:
-    """Turning every augmentation off (flip none, rotation 0, zoom 0) is allowed."""
-    training_params["augmentation"] = {"flip": "none", "rotation": 0.0, "zoom": 0.0}
-    model = build_model(2, 16, 3, training_params)
+def test_no_augmentation_by_default(project_parameters: dict[str, Any]) -> None:
+    """The default network has no random transform: none can change a real class."""
+    params = project_parameters["train_classifier"]
+    assert params["augmentation"] == {"flip": "none", "rotation": 0.0, "zoom": 0.0}
+    model = build_model(2, 32, 3, params)
     assert "augmentation" not in [layer.name for layer in model.layers]
-    assert model.output_shape == (None, 2)
+
+
+def test_small_cnn_pools_so_its_size_does_not_grow_with_the_image(
+    training_params: dict[str, Any],
+) -> None:
+    """Mean and max pooling, not Flatten: the same weights at 32 and 256 pixels."""
+    small, large = (build_model(3, size, 3, training_params) for size in (32, 256))
+    kinds = {type(layer).__name__ for layer in small.layers}
+    assert {"GlobalAveragePooling2D", "GlobalMaxPooling2D"} <= kinds
+    assert "Flatten" not in kinds
+    assert small.count_params() == large.count_params()
+    filters = training_params["network"]["conv_filters"][-1]
+    assert small.get_layer("pooled").output.shape == (None, 2 * filters)
 
 
 def test_augmentation_is_off_at_inference(training_params: dict[str, Any]) -> None:
@@ -50,3 +68,58 @@ def test_augmentation_is_off_at_inference(training_params: dict[str, Any]) -> No
     first = np.asarray(model(batch, training=False))
     np.testing.assert_array_equal(first, np.asarray(model(batch, training=False)))
     assert not np.allclose(first, np.asarray(model(batch, training=True)))
+
+
+def test_balanced_class_weights_make_a_rare_class_count_as_much() -> None:
+    """scikit-learn's balanced weights: n_images / (n_classes * n_images_of_class)."""
+    split = pd.DataFrame({"label": ["cat"] * 6 + ["dog"] * 2})
+    assert class_weights(split, ["cat", "dog"], "balanced") == {0: 8 / 12, 1: 8 / 4}
+    assert class_weights(split, ["cat", "dog"], None) is None
+
+
+def test_an_unknown_class_weight_is_refused() -> None:
+    """Only balanced or null; the error names the parameter."""
+    split = pd.DataFrame({"label": ["cat", "dog"]})
+    with pytest.raises(ValueError, match=r"train_classifier\.class_weight 'equal'"):
+        class_weights(split, ["cat", "dog"], "equal")
+
+
+@pytest.fixture
+def tiny_training_inputs(
+    tmp_path: Path, make_image_folder, load_partitions
+) -> dict[str, Any]:
+    """train_classifier's data inputs: 9 shape images of two classes, all in both splits."""
+    folder = make_image_folder(tmp_path / "images", {"circle": 5, "square": 4})
+    raw_images = load_partitions(folder)
+    split = pd.DataFrame(
+        {
+            "partition": sorted(raw_images),
+            "label": [name.split("/")[0] for name in sorted(raw_images)],
+        }
+    )
+    return {
+        "raw_images": raw_images,
+        "train_split": split,
+        "validation_split": split,
+        "class_names": ["circle", "square"],
+    }
+
+
+def test_training_logs_every_epoch_to_the_active_run(
+    mlflow_run: mlflow.ActiveRun,
+    tiny_training_inputs: dict[str, Any],
+    parameters: dict[str, Any],
+) -> None:
+    """Each epoch's metrics reach MLflow as it ends, at steps 1, 2, ... (never 0)."""
+    params = parameters["train_classifier"]
+    params.update(epochs=3, class_weight="balanced")
+    params["early_stopping"]["patience"] = 10
+    _, history = train_classifier(
+        **tiny_training_inputs, image=parameters["image"], params=params
+    )
+    client = mlflow.MlflowClient()
+    run_id = mlflow_run.info.run_id
+    for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        logged = client.get_metric_history(run_id, f"training.{name}")
+        assert [m.step for m in logged] == [1, 2, 3]
+        np.testing.assert_allclose([m.value for m in logged], history[name])

@@ -12,8 +12,10 @@ from PIL import Image
 from sklearn.metrics import (
     ConfusionMatrixDisplay,
     accuracy_score,
+    balanced_accuracy_score,
     classification_report,
     precision_recall_fscore_support,
+    top_k_accuracy_score,
 )
 
 from {{ cookiecutter.python_package }}.input_pipeline import (
@@ -34,7 +36,7 @@ def predict_test_images(
     image: dict[str, int],
     params: dict[str, Any],
 ) -> pd.DataFrame:
-    """Predict every test image: true label, predicted label, confidence."""
+    """Predict every test image: true and predicted label, confidence, probabilities."""
     batches = image_batches(
         loaders=[raw_images[p] for p in test_split["partition"]],
         labels=np.zeros(len(test_split), dtype=np.int32),
@@ -51,22 +53,41 @@ def predict_test_images(
             "label": test_split["label"].to_numpy(),
             "predicted": np.asarray(class_names)[probabilities.argmax(axis=1)],
             "confidence": probabilities.max(axis=1),
+            **{
+                probability_column(name): probabilities[:, index]
+                for index, name in enumerate(class_names)
+            },
         }
     )
 
 
-def compute_test_metrics(test_predictions: pd.DataFrame) -> MetricHistory:
-    """Accuracy and macro-averaged precision, recall and F1 on the test set."""
+def probability_column(class_name: str) -> str:
+    """The column of ``test_predictions`` that holds one class's probability."""
+    return f"probability_{class_name}"
+
+
+def compute_test_metrics(
+    test_predictions: pd.DataFrame, class_names: list[str], params: dict[str, Any]
+) -> MetricHistory:
+    """Accuracy, balanced accuracy, macro averages and, with many classes, top-k."""
     truth, predicted = test_predictions["label"], test_predictions["predicted"]
     precision, recall, f1, _ = precision_recall_fscore_support(
         truth, predicted, average="macro", zero_division=0
     )
     metrics = {
         "accuracy": accuracy_score(truth, predicted),
+        "balanced_accuracy": balanced_accuracy_score(truth, predicted),
         "precision_macro": precision,
         "recall_macro": recall,
         "f1_macro": f1,
     }
+    top_k = params["top_k"]
+    if len(class_names) > top_k:  # with fewer classes, top-k accuracy is always 1
+        probabilities = test_predictions[[probability_column(c) for c in class_names]]
+        metrics[f"top_{top_k}_accuracy"] = top_k_accuracy_score(
+            truth, probabilities.to_numpy(), k=top_k, labels=class_names
+        )
+    # Step 0: MLflow attaches a run's step-0 metrics to the model it logs.
     return {
         name: [{"value": float(value), "step": 0}] for name, value in metrics.items()
     }
@@ -118,9 +139,35 @@ def plot_training_curves(training_history: dict[str, list[float]]) -> Figure:
     return figure
 
 
-def training_metrics(training_history: dict[str, list[float]]) -> MetricHistory:
-    """Keras' {metric: [value per epoch]} as kedro-mlflow's {metric: [{value, step}]}."""
-    return {
-        name: [{"value": value, "step": epoch} for epoch, value in enumerate(values)]
-        for name, values in training_history.items()
-    }
+def plot_top_losses(
+    test_predictions: pd.DataFrame,
+    raw_images: Mapping[str, Callable[[], Image.Image]],
+    class_names: list[str],
+    params: dict[str, Any],
+) -> Figure:
+    """The test images the model got most confidently wrong, true and predicted labels."""
+    wrong = test_predictions[test_predictions["label"] != test_predictions["predicted"]]
+    true_probability = [
+        row[probability_column(row["label"])] for _, row in wrong.iterrows()
+    ]
+    worst = wrong.assign(true_probability=true_probability).nsmallest(
+        params["count"], "true_probability"
+    )
+    columns = max(1, min(params["columns"], len(worst)))
+    rows = max(1, -(-len(worst) // columns))  # ceiling division
+    figure = Figure(figsize=(2.5 * columns, 2.8 * rows))
+    axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
+    for ax in axes:
+        ax.set_axis_off()
+    if worst.empty:
+        axes[0].text(0.5, 0.5, "No test image is misclassified", ha="center")
+    for ax, (_, row) in zip(axes, worst.iterrows(), strict=False):
+        ax.imshow(raw_images[row["partition"]]().convert("RGB"))
+        ax.set_title(
+            f"true: {row['label']} ({row['true_probability']:.2f})\n"
+            f"predicted: {row['predicted']} ({row['confidence']:.2f})",
+            fontsize=8,
+        )
+    figure.suptitle("Top losses: most confidently wrong test images")
+    figure.tight_layout()
+    return figure

@@ -1,14 +1,17 @@
-"""Trained classifier + test split -> metrics, per-class report and plots, all tracked."""
+"""Trained classifier + test split -> metrics, per-class report and plots, all tracked.
+
+Per-epoch training metrics reach MLflow during ``fit``, from the training callback.
+"""
 
 from kedro.pipeline import Node, Pipeline
 
 from .nodes import (
     compute_test_metrics,
     plot_confusion_matrix,
+    plot_top_losses,
     plot_training_curves,
     predict_test_images,
     report_per_class,
-    training_metrics,
 )
 
 
@@ -20,7 +23,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 func=predict_test_images,
                 inputs=[
                     "classifier",
-                    "raw_images",
+                    "image_arrays",
                     "test_split",
                     "class_names",
                     "params:image",
@@ -31,7 +34,11 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=compute_test_metrics,
-                inputs="test_predictions",
+                inputs=[
+                    "test_predictions",
+                    "class_names",
+                    "params:compute_test_metrics",
+                ],
                 outputs="test_metrics",
                 name="compute_test_metrics",
             ),
@@ -54,10 +61,15 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="plot_training_curves",
             ),
             Node(
-                func=training_metrics,
-                inputs="training_history",
-                outputs="training_metrics",
-                name="training_metrics",
+                func=plot_top_losses,
+                inputs=[
+                    "test_predictions",
+                    "raw_images",
+                    "class_names",
+                    "params:plot_top_losses",
+                ],
+                outputs="top_losses_plot",
+                name="plot_top_losses",
             ),
         ]
     )
