@@ -27,23 +27,6 @@ def loaders(tmp_path: Path, make_image_folder, load_partitions) -> list:
     return [partitions[name] for name in sorted(partitions)]
 
 
-def test_cached_batches_are_the_decoded_batches(tmp_path: Path, loaders: list) -> None:
-    """Reading preprocessed arrays back from the cache changes no value and no order."""
-    labels = list(range(len(loaders)))
-    arguments = {"size": 20, "channels": 3, "batch_size": 4, "shuffle_seed": 7}
-
-    decoded = image_batches(loaders, labels, **arguments)
-    cached = image_batches(
-        loaders, labels, **arguments, cache_file=tmp_path / "cache.f32"
-    )
-    for _ in range(2):  # two epochs: the same reshuffled order on both sides
-        decoded_images, decoded_labels = _all_batches(decoded)
-        cached_images, cached_labels = _all_batches(cached)
-        np.testing.assert_array_equal(cached_labels, decoded_labels)
-        np.testing.assert_array_equal(cached_images, decoded_images)
-    assert (tmp_path / "cache.f32").stat().st_size == len(loaders) * 20 * 20 * 3 * 4
-
-
 def test_every_image_comes_once_per_epoch(loaders: list) -> None:
     """Shuffled batches hold each image exactly once, the last batch partial."""
     batches = image_batches(

@@ -124,7 +124,6 @@ RULES: dict[str, Rule] = {
     "split_images.seed": integer(0),
     "train_classifier.seed": integer(0),
     "train_classifier.batch_size": integer(1),
-    "train_classifier.cache_max_megabytes": number(0),
     "train_classifier.epochs": integer(1),
     "train_classifier.optimizer": text(),
     "train_classifier.learning_rate": number(0, low_open=True),

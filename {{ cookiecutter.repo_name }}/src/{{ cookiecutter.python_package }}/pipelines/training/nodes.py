@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import tempfile
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import keras
@@ -104,7 +101,6 @@ def _batches(
     image: dict[str, int],
     batch_size: int,
     shuffle_seed: int | None = None,
-    cache_file: Path | None = None,
 ) -> tf.data.Dataset:
     """Stream the images of one split with their class indices."""
     class_index = {name: i for i, name in enumerate(class_names)}
@@ -115,24 +111,7 @@ def _batches(
         channels=image["channels"],
         batch_size=batch_size,
         shuffle_seed=shuffle_seed,
-        cache_file=cache_file,
     )
-
-
-def _cache_folder(
-    image_count: int, image: dict[str, int], max_megabytes: float
-) -> tempfile.TemporaryDirectory | contextlib.nullcontext:
-    """A temporary folder for preprocessed images if they fit in ``max_megabytes``."""
-    megabytes = image_count * image["size"] ** 2 * image["channels"] * 4 / 1e6
-    if megabytes > max_megabytes:
-        logger.info(
-            "Decoding images every epoch: caching them would take %.0f MB, over "
-            "cache_max_megabytes (%s)",
-            megabytes,
-            max_megabytes,
-        )
-        return contextlib.nullcontext()
-    return tempfile.TemporaryDirectory(prefix="image-cache-")
 
 
 def distribution_strategy(params: dict[str, Any]) -> tf.distribute.Strategy:
@@ -174,43 +153,39 @@ def train_classifier(
         "class_weight": class_weights(train_split, class_names, params["class_weight"]),
         "epochs": params["epochs"],
     }
-    image_count = len(train_split) + len(validation_split)
-    with _cache_folder(image_count, image, params["cache_max_megabytes"]) as cache:
-        train = _batches(
-            raw_images,
-            train_split,
-            class_names,
-            image,
-            params["batch_size"],
-            shuffle_seed=params["seed"],
-            cache_file=Path(cache, "train.f32") if cache else None,
-        )
-        validation = _batches(
-            raw_images,
-            validation_split,
-            class_names,
-            image,
-            params["batch_size"],
-            cache_file=Path(cache, "validation.f32") if cache else None,
-        )
+    train = _batches(
+        raw_images,
+        train_split,
+        class_names,
+        image,
+        params["batch_size"],
+        shuffle_seed=params["seed"],
+    )
+    validation = _batches(
+        raw_images,
+        validation_split,
+        class_names,
+        image,
+        params["batch_size"],
+    )
+    with strategy.scope():
+        _compile(model, params, params["learning_rate"])
+    history = _fit(model, train, validation, params, **fit_options)
+    fine_tuning_epochs = params["fine_tuning"]["epochs"]
+    if params["network"]["backbone"] is not None and fine_tuning_epochs:
         with strategy.scope():
-            _compile(model, params, params["learning_rate"])
-        history = _fit(model, train, validation, params, **fit_options)
-        fine_tuning_epochs = params["fine_tuning"]["epochs"]
-        if params["network"]["backbone"] is not None and fine_tuning_epochs:
-            with strategy.scope():
-                _prepare_fine_tuning(model, params)
-            epochs_run = len(history["loss"])
-            fine_tuned = _fit(
-                model,
-                train,
-                validation,
-                params,
-                class_weight=fit_options["class_weight"],
-                initial_epoch=epochs_run,
-                epochs=epochs_run + fine_tuning_epochs,
-            )
-            history = {name: history[name] + fine_tuned[name] for name in history}
+            _prepare_fine_tuning(model, params)
+        epochs_run = len(history["loss"])
+        fine_tuned = _fit(
+            model,
+            train,
+            validation,
+            params,
+            class_weight=fit_options["class_weight"],
+            initial_epoch=epochs_run,
+            epochs=epochs_run + fine_tuning_epochs,
+        )
+        history = {name: history[name] + fine_tuned[name] for name in history}
     return model, history
 
 
