@@ -62,6 +62,7 @@ src/image_classifier/acceleration.py
 src/image_classifier/backbones.py
 src/image_classifier/cli.py
 src/image_classifier/hooks.py
+src/image_classifier/image_features.py
 src/image_classifier/image_folders.py
 src/image_classifier/input_pipeline.py
 src/image_classifier/keras_model.py
@@ -82,6 +83,9 @@ src/image_classifier/pipelines/data_processing/pipeline.py
 src/image_classifier/pipelines/evaluation/__init__.py
 src/image_classifier/pipelines/evaluation/nodes.py
 src/image_classifier/pipelines/evaluation/pipeline.py
+src/image_classifier/pipelines/features/__init__.py
+src/image_classifier/pipelines/features/nodes.py
+src/image_classifier/pipelines/features/pipeline.py
 src/image_classifier/pipelines/inference/__init__.py
 src/image_classifier/pipelines/inference/nodes.py
 src/image_classifier/pipelines/inference/pipeline.py
@@ -112,6 +116,7 @@ tests/test_acceleration.py
 tests/test_catalog.py
 tests/test_cli.py
 tests/test_default_pipeline.py
+tests/test_image_features.py
 tests/test_input_pipeline.py
 tests/test_multi_worker.py
 tests/test_mlflow_datasets.py

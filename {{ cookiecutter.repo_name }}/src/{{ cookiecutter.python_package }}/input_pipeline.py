@@ -44,7 +44,7 @@ def image_batches(
     """
     shape = (size, size, channels)
     if loaders and _gives_arrays(loaders[0]):
-        # The image_arrays dataset: preprocessed once already, memory-mapped files.
+        # The image_arrays dataset: preprocessed once already, read back per batch.
         def load(indices: np.ndarray) -> np.ndarray:
             return from_uint8(np.stack([loaders[i]() for i in indices]))
 
