@@ -83,6 +83,7 @@ src/image_classifier/pipelines/evaluation/pipeline.py
 src/image_classifier/pipelines/inference/__init__.py
 src/image_classifier/pipelines/inference/nodes.py
 src/image_classifier/pipelines/inference/pipeline.py
+src/image_classifier/pipelines/inference/runner.py
 src/image_classifier/pipelines/training/__init__.py
 src/image_classifier/pipelines/training/nodes.py
 src/image_classifier/pipelines/training/pipeline.py
@@ -101,6 +102,7 @@ tests/pipelines/evaluation/__init__.py
 tests/pipelines/evaluation/test_nodes.py
 tests/pipelines/inference/__init__.py
 tests/pipelines/inference/test_nodes.py
+tests/pipelines/inference/test_runner.py
 tests/pipelines/training/__init__.py
 tests/pipelines/training/test_backbones.py
 tests/pipelines/training/test_nodes.py
