@@ -172,6 +172,7 @@ class Option:
     help: str
     default: Any
     tiny: Any
+    type: Any = int
 
 
 @dataclass

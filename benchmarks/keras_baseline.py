@@ -46,7 +46,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--flip", default="horizontal_and_vertical")
     parser.add_argument("--rotation", type=float, default=0.0)
     parser.add_argument("--zoom", type=float, default=0.0)
-    parser.add_argument("--pooling", choices=("flatten", "average", "max"))
+    parser.add_argument(
+        "--pooling",
+        choices=("average_and_max", "flatten", "average", "max"),
+        default="average_and_max",
+        help="the small CNN's head: each feature map's mean and maximum (the project's)",
+    )
     parser.add_argument("--backbone", help="a keras.applications class name")
     parser.add_argument("--weights", default="none", help="imagenet, none or a file")
     parser.add_argument("--fine-tune-epochs", type=int, default=0)
@@ -56,17 +61,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def small_cnn(args: argparse.Namespace, keras: Any, inputs: Any, classes: int) -> Any:
-    """Scaling to [0, 1], convolution blocks, a pooled or flattened dense head."""
+    """Scaling to [0, 1], convolution blocks, pooling, a dense layer, dropout, softmax."""
     x = keras.layers.Rescaling(1 / 255)(inputs)
     for filters in (int(f) for f in args.conv_filters.split(",")):
         x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
         x = keras.layers.MaxPooling2D()(x)
-    pooling = {
-        "flatten": keras.layers.Flatten,
-        "average": keras.layers.GlobalAveragePooling2D,
-        "max": keras.layers.GlobalMaxPooling2D,
-    }[args.pooling or "flatten"]
-    x = pooling()(x)
+    if args.pooling == "average_and_max":
+        x = keras.layers.Concatenate()(
+            [
+                keras.layers.GlobalAveragePooling2D()(x),
+                keras.layers.GlobalMaxPooling2D()(x),
+            ]
+        )
+    else:
+        pooling = {
+            "flatten": keras.layers.Flatten,
+            "average": keras.layers.GlobalAveragePooling2D,
+            "max": keras.layers.GlobalMaxPooling2D,
+        }[args.pooling]
+        x = pooling()(x)
     x = keras.layers.Dense(args.dense_units, activation="relu")(x)
     x = keras.layers.Dropout(args.dropout)(x)
     return keras.layers.Dense(classes, activation="softmax")(x)

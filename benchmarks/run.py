@@ -60,7 +60,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         ]
         add(
             "--" + key.replace("_", "-"),
-            type=int,
+            type=option.type,
             help=f"{option.help} (default: {shown[0]}; --tiny: {shown[1]})",
         )
     add(

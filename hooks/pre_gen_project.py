@@ -25,22 +25,32 @@ import yaml
 DEPENDENCY_MODULES = frozenset(
     """
 absl aiohappyeyeballs aiohttp aiosignal alembic annotated_doc annotated_types anyio
-appdirs arrow astunparse attr attrs binaryornot blinker build cachetools certifi cffi
-cfgv charset_normalizer clang click cloudpickle contourpy cookiecutter cryptography
-cycler databricks dateutil distlib docker dotenv dynaconf fastapi filelock flask
-flask_cors flatbuffers fonttools frozenlist fsspec gast git gitdb google graphene
-graphql graphql_relay grpc gunicorn h11 h5py huey identify idna importlib_metadata
-iniconfig itsdangerous jinja2 joblib kedro kedro_datasets kedro_datasets_benchmarks
-kedro_datasets_experimental kedro_mlflow kedro_telemetry kedro_viz keras kiwisolver
-lazy_loader mako markdown_it markupsafe matplotlib mdurl ml_dtypes mlflow more_itertools
-mpl_toolkits multidict namex narwhals nodeenv numpy omegaconf opentelemetry opt_einsum
-optree packaging pandas parse pasta pil pillow pkg_resources platformdirs pluggy
-pre_commit prettytable propcache py pyarrow pyasn1 pyasn1_modules pycparser pydantic
-pydantic_core pygments pylab pyparsing pyproject_hooks pytest python_discovery requests
-rich ruff scipy setuptools six sklearn skops slugify smmap sqlalchemy sqlparse starlette
-tensorflow termcolor text_unidecode tf threadpoolctl tomli_w typing_extensions
-typing_inspection tzdata urllib3 uvicorn vendor_licenses virtualenv wcwidth werkzeug
-wheel wrapt yaml yarl zipp
+appdirs argon2 arrow asttokens astunparse async_lru attr attrs babel binaryornot bleach
+blinker bs4 build cachetools certifi cffi cfgv charset_normalizer clang click
+cloudpickle comm contourpy cookiecutter cryptography cycler databricks dateutil debugpy
+defusedxml distlib docker dotenv dynaconf executing fastapi fastjsonschema filelock
+flask flask_cors flatbuffers fonttools fqdn frozenlist fsspec gast git gitdb google
+graphene graphql graphql_relay grpc gunicorn h11 h5py httpcore httpx huey identify idna
+importlib_metadata iniconfig ipykernel ipykernel_launcher ipython
+ipython_pygments_lexers isoduration itsdangerous jedi jinja2 joblib json5 jsonpointer
+jsonschema jsonschema_specifications jupyter jupyter_builder jupyter_client jupyter_core
+jupyter_events jupyter_lsp jupyter_server jupyter_server_terminals jupyterlab
+jupyterlab_pygments jupyterlab_server kedro kedro_datasets kedro_datasets_benchmarks
+kedro_datasets_experimental kedro_mlflow kedro_telemetry kedro_viz keras kiwisolver lark
+lazy_loader mako markdown_it markupsafe matplotlib matplotlib_inline mdurl mistune
+ml_dtypes mlflow more_itertools mpl_toolkits multidict namex narwhals nbclient nbconvert
+nbformat nest_asyncio2 nodeenv notebook notebook_shim numpy omegaconf opentelemetry
+opt_einsum optree overrides packaging pandas pandocfilters parse parso pasta pexpect pil
+pillow pkg_resources platformdirs pluggy pre_commit prettytable prometheus_client
+prompt_toolkit propcache psutil ptyprocess pure_eval py pyarrow pyasn1 pyasn1_modules
+pycparser pydantic pydantic_core pygments pylab pyparsing pyproject_hooks pytest
+python_discovery pythonjsonlogger referencing requests rfc3339_validator
+rfc3986_validator rfc3987_syntax rich rpds ruff scipy send2trash setuptools six sklearn
+skops slugify smmap soupsieve sqlalchemy sqlparse stack_data starlette tensorflow
+termcolor terminado text_unidecode tf threadpoolctl tinycss2 tomli_w tornado traitlets
+typing_extensions typing_inspection tzdata uri_template urllib3 uvicorn vendor_licenses
+virtualenv wcwidth webcolors webencodings websocket werkzeug wheel wrapt yaml yarl zipp
+zmq
 """.split()
 )
 # END dependency modules

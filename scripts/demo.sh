@@ -17,7 +17,7 @@ fi
 source .venv/bin/activate
 export KEDRO_DISABLE_TELEMETRY=1 TF_CPP_MIN_LOG_LEVEL=2
 python -m pip install --quiet --upgrade pip
-python -m pip install --quiet "kedro>=1.3.1,<2"
+python -m pip install --quiet "kedro>=1.3.1,<2" "click<8.5"  # the README's install line
 
 echo "==> kedro new --starter=$repo"
 rm -rf build/demo

@@ -91,7 +91,7 @@ def write_hook(modules: set[str]) -> None:
     names = textwrap.fill(" ".join(sorted(modules | hook_modules())), 88)
     block = (
         "# BEGIN dependency modules\n"
-        f'DEPENDENCY_MODULES = frozenset("""\n{names}\n""".split())\n'
+        f'DEPENDENCY_MODULES = frozenset(\n    """\n{names}\n""".split()\n)\n'
         "# END dependency modules\n"
     )
     HOOK.write_text(BLOCK.sub(lambda _: block, HOOK.read_text()))

@@ -62,11 +62,14 @@ src/image_classifier/acceleration.py
 src/image_classifier/backbones.py
 src/image_classifier/cli.py
 src/image_classifier/hooks.py
+src/image_classifier/image_features.py
+src/image_classifier/image_folders.py
 src/image_classifier/input_pipeline.py
 src/image_classifier/keras_model.py
 src/image_classifier/mlflow_callbacks.py
 src/image_classifier/mlflow_datasets.py
 src/image_classifier/model_logging.py
+src/image_classifier/multi_worker.py
 src/image_classifier/parameter_checks.py
 src/image_classifier/payload.py
 src/image_classifier/pipeline_registry.py
@@ -80,6 +83,9 @@ src/image_classifier/pipelines/data_processing/pipeline.py
 src/image_classifier/pipelines/evaluation/__init__.py
 src/image_classifier/pipelines/evaluation/nodes.py
 src/image_classifier/pipelines/evaluation/pipeline.py
+src/image_classifier/pipelines/features/__init__.py
+src/image_classifier/pipelines/features/nodes.py
+src/image_classifier/pipelines/features/pipeline.py
 src/image_classifier/pipelines/inference/__init__.py
 src/image_classifier/pipelines/inference/nodes.py
 src/image_classifier/pipelines/inference/pipeline.py
@@ -109,7 +115,10 @@ tests/pipelines/training/test_nodes.py
 tests/test_acceleration.py
 tests/test_catalog.py
 tests/test_cli.py
+tests/test_default_pipeline.py
+tests/test_image_features.py
 tests/test_input_pipeline.py
+tests/test_multi_worker.py
 tests/test_mlflow_datasets.py
 tests/test_parameter_checks.py
 tests/test_pipeline.py

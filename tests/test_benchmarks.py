@@ -30,11 +30,29 @@ def test_benchmark_command_documents_its_options():
         assert option in result.stdout
 
 
+def test_gpu_check_documents_itself_and_names_a_missing_gpu(tmp_path):
+    """benchmarks/gpu_check.sh: --help prints what it measures; without nvidia-smi on
+    PATH it stops at once with one line saying an NVIDIA GPU is needed."""
+    script = str(BENCHMARKS / "gpu_check.sh")
+    shown = run(["bash", script, "--help"], cwd=TEMPLATE, timeout=60)
+    assert "mixed precision" in shown.stdout
+    assert "nvidia-smi" in shown.stdout
+    refused = run(
+        ["bash", script],
+        cwd=TEMPLATE,
+        timeout=60,
+        expect_success=False,
+        PATH=f"{tmp_path}:/usr/bin:/bin",
+    )
+    assert refused.returncode == 2
+    assert "nvidia-smi not found: this check needs an NVIDIA GPU" in refused.stderr
+
+
 def test_each_comparison_is_one_module_with_its_row_number_and_key():
     modules = load_all()
     numbers = [module.NUMBER for module in modules]
     assert numbers == sorted(set(numbers))
-    assert {1, 2, 3, 4, 5, 6, 7} <= set(numbers)
+    assert {1, 2, 3, 4, 5, 6, 7, 10} <= set(numbers)
     assert len({module.KEY for module in modules}) == len(modules)
     assert [m.NUMBER for m in modules if getattr(m, "SETUP", False)] == [6]
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import filecmp
 import importlib.metadata
+import os
 import re
+import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +35,7 @@ from helpers import (
     requirement_names,
     run,
 )
+from packaging.requirements import Requirement
 
 KEDRO_VERSION = importlib.metadata.version("kedro")
 KEDRO_INIT_VERSION = re.compile(r'^kedro_init_version = "(.*)"$', re.M)
@@ -259,3 +263,98 @@ def test_kedro_new_prints_the_hooks_line_for_a_bad_answer(tmp_path, env, answer,
     assert len(hook_lines) == 1, result.stderr
     assert hook_lines[0].startswith(line)
     assert list(out.iterdir()) == []
+
+
+# ----------------------------------------------- kedro new as the README installs it
+
+
+def readme_install_arguments() -> list[str]:
+    """The requirements of the README's `pip install "kedro..."` line, as a shell reads them."""
+    lines = [
+        line
+        for line in (TEMPLATE / "README.md").read_text().splitlines()
+        if line.startswith('pip install "kedro')
+    ]
+    assert len(lines) == 1, lines
+    arguments = shlex.split(lines[0], comments=True)
+    assert arguments[:2] == ["pip", "install"]
+    return arguments[2:]
+
+
+@pytest.fixture(scope="module")
+def readme_kedro(tmp_path_factory) -> Path:
+    """`kedro` of a fresh virtual environment holding only what the README installs.
+
+    uv installs it (fast, from its cache): the same requirements, the same newest
+    releases that `pip install` picks.
+    """
+    venv = tmp_path_factory.mktemp("readme-venv") / "venv"
+    run([str(BIN / "uv"), "venv", "--quiet", "--python", sys.executable, str(venv)],
+        cwd=venv.parent)  # fmt: skip
+    python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    run([str(BIN / "uv"), "pip", "install", "--quiet", "--python", str(python),
+         *readme_install_arguments()], cwd=venv.parent)  # fmt: skip
+    return python.parent / "kedro"
+
+
+def test_the_readme_installs_a_click_that_shows_kedros_errors():
+    (click,) = [
+        Requirement(a) for a in readme_install_arguments() if a.startswith("click")
+    ]
+    assert not click.specifier.contains("8.5.1")  # "NoneType: None" instead of errors
+
+
+def test_the_demo_script_installs_kedro_as_the_readme_does():
+    (line,) = [
+        line
+        for line in (TEMPLATE / "scripts/demo.sh").read_text().splitlines()
+        if line.startswith("python -m pip install") and '"kedro' in line
+    ]
+    installed = shlex.split(line, comments=True)
+    assert installed[-len(readme_install_arguments()) :] == readme_install_arguments()
+
+
+MISSING_KEYS = ["image_size", "kedro_viz", "tracking_uri"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["missing-starter", "incomplete-config", "bad-answer"])
+def test_kedro_new_errors_in_the_readme_environment(readme_kedro, tmp_path, env, case):
+    """click 8.5 would print "NoneType: None" instead of each of these messages."""
+    missing = tmp_path / "no-such-starter"
+    if case == "incomplete-config":
+        config = tmp_path / "answers.yml"
+        config.write_text(
+            yaml.safe_dump(
+                {"output_dir": str(tmp_path), "project_name": "Some Name"}
+                | {
+                    key: DEFAULT_ANSWERS[key]
+                    for key in PROMPTS
+                    if key not in MISSING_KEYS
+                }
+            )
+        )
+    else:
+        overrides = {"image_size": "1024"} if case == "bad-answer" else {}
+        config = answers_file(
+            tmp_path / "answers.yml", output_dir=str(tmp_path), **overrides
+        )
+    starter = missing if case == "missing-starter" else TEMPLATE
+
+    result = run(
+        [str(readme_kedro), "new", f"--starter={starter}", "--config", str(config)],
+        cwd=tmp_path, expect_success=False, **env,
+    )  # fmt: skip
+
+    output = result.stdout + result.stderr
+    assert "NoneType: None" not in output, output[-3000:]
+    if case == "missing-starter":
+        assert f'A valid repository for "{missing}" could not be found' in output
+    elif case == "incomplete-config":
+        (line,) = [
+            text for text in output.splitlines() if "not found in config file" in text
+        ]
+        assert all(key in line for key in MISSING_KEYS), line
+    else:
+        assert "ERROR: image_size '1024' is invalid: " in output
+        assert "Failed to generate project when running cookiecutter." in output

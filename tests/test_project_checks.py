@@ -8,6 +8,7 @@ those tests are marked slow; ruff is not.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -140,3 +141,66 @@ def test_pre_commit_on_the_template_repository(tmp_path):
         [str(BIN / "pre-commit"), "run", "--all-files", "--show-diff-on-failure"],
         cwd=repository,
     )
+
+
+# IPython's and Jupyter's profile, data and runtime folders: the test's, not the user's.
+def notebook_env(folder: Path) -> dict[str, str]:
+    return {
+        "IPYTHONDIR": str(folder / "ipython"),
+        "JUPYTER_DATA_DIR": str(folder / "jupyter-data"),
+        "JUPYTER_RUNTIME_DIR": str(folder / "jupyter-runtime"),
+    }
+
+
+PROBE = (
+    'print("PIPELINES", sorted(pipelines)); print("CATALOG", "raw_images" in catalog)'
+)
+
+
+def assert_probe_ran(output: str) -> None:
+    """The probe saw the project's pipelines and catalog, which Kedro's extension loads."""
+    assert re.search(r"PIPELINES \[.*'__default__'.*'training'", output), output[-3000:]
+    assert "CATALOG True" in output, output[-3000:]
+
+
+@pytest.mark.slow
+def test_kedro_ipython(project, tmp_path):
+    """`kedro ipython` starts IPython with the project loaded (here fed from stdin)."""
+    result = kedro("ipython", cwd=project, stdin=PROBE + "\n", **notebook_env(tmp_path))
+    assert_probe_ran(result.stdout)
+
+
+@pytest.mark.slow
+def test_kedro_jupyter_kernel_runs_a_notebook(project, tmp_path):
+    """`kedro jupyter setup` installs the project's kernel, which `kedro jupyter lab`
+    and `kedro jupyter notebook` start; a notebook in notebooks/ runs on it."""
+    env = notebook_env(tmp_path)
+    kedro("jupyter", "setup", cwd=project, **env)
+    (kernel,) = (tmp_path / "jupyter-data/kernels").glob("kedro_*")
+    notebook = project / "notebooks" / "probe.ipynb"
+    notebook.write_text(
+        json.dumps(
+            {
+                "nbformat": 4,
+                "nbformat_minor": 5,
+                "metadata": {},
+                "cells": [
+                    {"cell_type": "code", "id": "probe", "metadata": {},
+                     "source": PROBE, "outputs": [], "execution_count": None},
+                ],
+            }
+        )
+    )  # fmt: skip
+    try:
+        run(
+            [
+                str(BIN / "jupyter"), "nbconvert", "--to", "notebook", "--execute",
+                f"--ExecutePreprocessor.kernel_name={kernel.name}",
+                "--output", "probe-ran.ipynb", str(notebook),
+            ],
+            cwd=project, **env,
+        )  # fmt: skip
+        assert_probe_ran((project / "notebooks/probe-ran.ipynb").read_text())
+    finally:
+        for name in ("probe.ipynb", "probe-ran.ipynb"):
+            (project / "notebooks" / name).unlink(missing_ok=True)

@@ -26,6 +26,7 @@ from helpers import (
 from PIL import Image
 
 pytestmark = pytest.mark.slow
+DEFAULT_PACKAGE = "image_classifier"  # the package of the `default_project` fixture
 
 
 @pytest.fixture(scope="module")
@@ -317,9 +318,14 @@ def test_interrupted_run_is_marked_killed_and_registers_nothing(project_copy):
     assert registered_versions(client, PACKAGE) == [1]
 
 
+def kedro_one_line_logs(*args: str, cwd: Path, **kwargs) -> subprocess.CompletedProcess:
+    """A kedro command whose log lines are not wrapped (rich wraps at 80 columns)."""
+    return kedro(*args, cwd=cwd, COLUMNS="1000", **kwargs)
+
+
 def test_a_bad_parameter_stops_the_cli_in_one_line(project_copy):
     """`kedro run --params` with a bad value: one line naming it, and no MLflow run."""
-    result = kedro(
+    result = kedro_one_line_logs(
         "run",
         "--params",
         "train_classifier.epochs=0",
@@ -341,10 +347,9 @@ def test_a_bad_parameter_stops_the_cli_in_one_line(project_copy):
 )
 def test_a_partial_run_logs_and_registers_no_model(project_copy, part):
     """A run that does not train cannot register the model file left on disk."""
-    result = kedro("run", *part, cwd=project_copy)
-    assert "so it logs and registers no model; run `kedro run`" in " ".join(
-        (result.stdout + result.stderr).split()
-    )
+    result = kedro_one_line_logs("run", *part, cwd=project_copy)
+    output = result.stdout + result.stderr
+    assert "so it logs and registers no model; run `kedro run`" in output
     client = mlflow.MlflowClient(project_tracking_uri(project_copy))
     assert registered_versions(client, PACKAGE) == [1]
     experiment = client.get_experiment_by_name(PACKAGE)
@@ -353,13 +358,13 @@ def test_a_partial_run_logs_and_registers_no_model(project_copy, part):
 
 def test_a_model_below_the_gate_is_logged_not_registered(project_copy):
     """The gate's minimum is a parameter; a refused model says why."""
-    result = kedro(
+    result = kedro_one_line_logs(
         "run",
         "--params",
         "train_classifier.epochs=1,register_model.minimum=1.0",
         cwd=project_copy,
     )
-    output = " ".join((result.stdout + result.stderr).split())
+    output = result.stdout + result.stderr
     assert f"but not registered as '{PACKAGE}': test.accuracy" in output
     client = mlflow.MlflowClient(project_tracking_uri(project_copy))
     assert registered_versions(client, PACKAGE) == [1]
@@ -369,17 +374,17 @@ def test_a_model_below_the_gate_is_logged_not_registered(project_copy):
 
 def test_champion_stays_on_the_better_version(project_copy):
     """A worse model is registered, but `champion`, and so `kedro serve`, stay on v1."""
-    result = kedro(
+    result = kedro_one_line_logs(
         "run",
         "--params",
         "train_classifier.epochs=1,register_model.minimum=0",
         cwd=project_copy,
     )
-    output = " ".join((result.stdout + result.stderr).split())
+    output = result.stdout + result.stderr
     assert "'champion' stays on version 1: its test.accuracy" in output
     client = mlflow.MlflowClient(project_tracking_uri(project_copy))
     assert registered_versions(client, PACKAGE) == [1, 2]
-    assert client.get_model_version_by_alias(PACKAGE, "champion").version == "1"
+    assert int(client.get_model_version_by_alias(PACKAGE, "champion").version) == 1
 
 
 def test_sigterm_while_the_model_is_logged_leaves_no_pending_model(project_copy):
@@ -405,12 +410,49 @@ def test_sigterm_while_the_model_is_logged_leaves_no_pending_model(project_copy)
                 break
             time.sleep(0.02)
         process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=120)
+        rest, _ = process.communicate(timeout=120)
     finally:
         process.kill()
     assert "PENDING" in statuses, f"the model was logged before the signal: {statuses}"
-    assert process.returncode == 128 + signal.SIGTERM
+    assert process.returncode == 128 + signal.SIGTERM, rest[-3000:]
     statuses = sorted(m.status for m in client.search_logged_models([experiment_id]))
     assert statuses == ["FAILED", "READY"]
     assert run_statuses(client, PACKAGE) == ["FINISHED", "KILLED"]
     assert registered_versions(client, PACKAGE) == [1]
+
+
+def test_image_folders_follow_one_rule_end_to_end(project_copy, tmp_path):
+    """Hidden names left out, a symlinked class folder kept, even with `fail`."""
+    images = project_copy / "data" / "01_raw" / "images"
+    moved = shutil.move(images / "triangle", tmp_path / "triangle")
+    (images / "triangle").symlink_to(moved, target_is_directory=True)
+    some_image = next((images / "square").iterdir())
+    for hidden in (".thumbnails/a.png", "circle/.ipynb_checkpoints/a.png"):
+        (images / hidden).parent.mkdir(parents=True)
+        shutil.copy(some_image, images / hidden)
+    (images / "circle" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    kedro_one_line_logs(
+        "run",
+        "--params",
+        "train_classifier.epochs=1,index_images.on_invalid_image=fail",
+        cwd=project_copy,
+    )
+    class_names = project_copy / "data" / "06_models" / "class_names.json"
+    assert json.loads(class_names.read_text()) == CLASSES
+    index = pd.read_csv(project_copy / "data" / "02_intermediate" / "image_index.csv")
+    assert not index["partition"].str.contains("/.", regex=False).any()
+    assert (index["label"] == "triangle").sum() == 150  # noqa: PLR2004
+
+
+def test_batch_inference_without_a_registered_model_says_to_train_first(
+    default_project, tmp_path
+):
+    project = Path(shutil.copytree(default_project, tmp_path / "project"))
+    images = project / "data" / "01_raw"
+    shutil.copy(next((images / "images" / "circle").iterdir()), images / "new_images")
+    result = kedro_one_line_logs(
+        "run", "--pipeline", "batch_inference", cwd=project, expect_success=False
+    )
+    output = result.stdout + result.stderr
+    assert f"No ready version of the model '{DEFAULT_PACKAGE}' is registered" in output
+    assert "train one with `kedro run` first" in output

@@ -31,7 +31,7 @@ def measure(bench: Bench) -> dict[str, Any]:
 def rows(result: dict[str, Any], settings: Any) -> list[Row]:
     speed = result["images_per_second"]
     cache_seconds = result.get("cache_seconds")
-    cached = f", cached once in {cache_seconds:.1f} s" if cache_seconds else ""
+    cached = f", stored once in {cache_seconds:.1f} s" if cache_seconds else ""
     return [
         Row(
             NUMBER,

@@ -14,8 +14,11 @@ import mlflow
 import numpy as np
 import pytest
 import yaml
-from kedro_datasets.partitions import PartitionedDataset
 from PIL import Image, ImageDraw
+
+from {{ cookiecutter.python_package }}.image_folders import (
+    ImageFolderDataset,
+)
 
 CONF_BASE = Path(__file__).resolve().parents[1] / "conf" / "base"
 
@@ -90,7 +93,7 @@ def load_partitions() -> PartitionLoader:
     """Read a raw images folder exactly as the catalog's ``raw_images`` entry does."""
 
     def load(path: Path) -> dict[str, Callable[[], Image.Image]]:
-        return PartitionedDataset(path=str(path), dataset="pillow.ImageDataset").load()
+        return ImageFolderDataset(path=str(path), dataset="pillow.ImageDataset").load()
 
     return load
 

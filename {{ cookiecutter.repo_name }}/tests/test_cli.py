@@ -1,4 +1,4 @@
-"""`kedro serve` picks the registered version to serve: champion, the latest, or the chosen one."""
+"""`kedro serve`: the registered version it picks (champion, latest or chosen) and its options."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from pathlib import Path
 import click
 import mlflow
 import pytest
+from click.testing import CliRunner
 
 from {{ cookiecutter.python_package }}.cli import (
     registered_model_uri,
+    serve,
 )
 
 NAME = "shapes"
@@ -63,3 +65,11 @@ def test_missing_version_is_a_clear_error(
     with pytest.raises(click.ClickException, match=message) as error:
         registered_model_uri(name, version, alias)
     assert "sqlite:///" in error.value.message  # says which store it looked in
+
+
+@pytest.mark.parametrize("workers", ["0", "-1", "two"])
+def test_workers_must_be_a_positive_count(workers: str) -> None:
+    """`kedro serve --workers` is refused, naming the option, before anything loads."""
+    result = CliRunner().invoke(serve, ["--workers", workers])
+    assert result.exit_code == 2  # noqa: PLR2004  click's usage error
+    assert "Invalid value for '--workers'" in result.output

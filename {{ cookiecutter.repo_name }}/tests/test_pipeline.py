@@ -21,8 +21,13 @@ from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
 from kedro_datasets.matplotlib import MatplotlibDataset
 from kedro_datasets.pandas import CSVDataset
-from kedro_datasets.partitions import PartitionedDataset
 
+from {{ cookiecutter.python_package }}.image_features import (
+    ImageArrayDataset,
+)
+from {{ cookiecutter.python_package }}.image_folders import (
+    ImageFolderDataset,
+)
 from {{ cookiecutter.python_package }}.keras_model import (
     KerasModelDataset,
     SharedKerasModel,
@@ -30,6 +35,7 @@ from {{ cookiecutter.python_package }}.keras_model import (
 from {{ cookiecutter.python_package }}.pipelines import (
     data_processing,
     evaluation,
+    features,
     inference,
     training,
 )
@@ -54,6 +60,7 @@ def training_pipeline() -> Pipeline:
     """What `kedro run` trains: the registry's training pipeline, without MLflow."""
     return (
         data_processing.create_pipeline()
+        + features.create_pipeline()
         + training.create_pipeline()
         + evaluation.create_pipeline()
     )
@@ -69,11 +76,12 @@ def make_catalog(
         return str(output_dir / name)
 
     datasets = {
-        "raw_images": PartitionedDataset(
+        "raw_images": ImageFolderDataset(
             path=str(raw_images), dataset="pillow.ImageDataset"
         ),
         "image_index": CSVDataset(filepath=file("image_index.csv")),
         "skipped_image_count": MemoryDataset(),
+        "image_arrays": ImageArrayDataset(path=file("image_arrays")),
         **{
             f"{split}_split": CSVDataset(filepath=file(f"{split}_split.csv"))
             for split in ("train", "validation", "test")

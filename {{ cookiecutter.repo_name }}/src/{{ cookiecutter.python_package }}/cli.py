@@ -84,6 +84,9 @@ def serve(
         raise click.UsageError("Choose --version or --alias, not both.")
     import mlflow  # noqa: PLC0415  slow imports, for `serve` only
 
+    from {{ cookiecutter.python_package }}.registration import (  # noqa: PLC0415
+        registered_model_name,
+    )
     from {{ cookiecutter.python_package }}.serving import (  # noqa: PLC0415
         serve_model,
     )
@@ -91,7 +94,7 @@ def serve(
     # kedro-mlflow's hook points MLflow at the project's tracking store and registry.
     with KedroSession.create(project_path=metadata.project_path, env=env) as session:
         catalog = session.load_context().catalog
-    model_name = catalog.get("registered_model").model_name
+    model_name = registered_model_name(catalog)
     model_uri = registered_model_uri(model_name, model_version, alias)
     click.echo(f"Serving {model_uri} of {mlflow.get_tracking_uri()}")
     serve_model(model_uri, host, port, workers)

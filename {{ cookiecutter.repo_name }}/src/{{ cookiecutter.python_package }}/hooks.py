@@ -38,18 +38,13 @@ from {{ cookiecutter.python_package }}.registration import (
     TrainedModel,
     link_metrics_to_model,
     register,
+    registered_model_name,
 )
 
 logger = logging.getLogger(__name__)
 
-REGISTERED_MODEL_ENTRY = "registered_model"  # its model_name names the registered model
 TEST_METRIC_PREFIX = "test."
 SQLITE_PREFIX = "sqlite:///"
-
-
-def registered_model_name(catalog: DataCatalog) -> str:
-    """The registry name: the ``registered_model`` catalog entry's, defined only there."""
-    return catalog.get(REGISTERED_MODEL_ENTRY).model_name
 
 
 class ParameterCheckHooks:
@@ -133,9 +128,17 @@ class ModelRegistrationHooks:
             return
         client = mlflow.MlflowClient()
         run = client.get_run(self._run_id)
-        [logged] = client.search_logged_models(
-            experiment_ids=[run.info.experiment_id],
-            filter_string=f"source_run_id = '{self._run_id}'",
+        name = registered_model_name(catalog)
+        logged = max(  # the model kedro-mlflow logged, named in before_pipeline_run
+            (
+                model
+                for model in client.search_logged_models(
+                    experiment_ids=[run.info.experiment_id],
+                    filter_string=f"source_run_id = '{self._run_id}'",
+                )
+                if model.name == name
+            ),
+            key=lambda model: model.creation_timestamp,
         )
         parameters = catalog.load("parameters")
         model = TrainedModel(
@@ -153,12 +156,15 @@ class ModelRegistrationHooks:
             if key.startswith(TEST_METRIC_PREFIX)
         }
         link_metrics_to_model(client, model, test_metrics)
-        name = registered_model_name(catalog)
         register(client, name, model, run.data.metrics, parameters["register_model"])
+
+
+_SIGNALS_RECEIVED: list[int] = []
 
 
 def _exit_on_sigterm(signum: int, frame: Any) -> None:
     """Turn SIGTERM into a normal exit, so that exit handlers run."""
+    _SIGNALS_RECEIVED.append(signum)
     sys.exit(128 + signum)
 
 
@@ -184,8 +190,12 @@ class InterruptedRunHooks:
         if in_main_thread and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
             signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
-    @hook_impl(trylast=True)
+    @hook_impl(trylast=True)  # after kedro-mlflow's, before ModelRegistrationHooks'
     def after_pipeline_run(self) -> None:
+        if _SIGNALS_RECEIVED:
+            # The exit raised by the handler can be lost, when it lands in code that
+            # ignores errors (a __del__, a callback): stop before registering anything.
+            sys.exit(128 + _SIGNALS_RECEIVED[-1])
         self._pipeline_running = False
 
     @hook_impl

@@ -9,11 +9,19 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from {{ cookiecutter.python_package }}.image_features import (
+    from_uint8,
+)
 from {{ cookiecutter.python_package }}.preprocessing import (
     preprocess,
 )
 
-ImageLoader = Callable[[], Image.Image]
+ImageLoader = Callable[[], Image.Image | np.ndarray]
+
+
+def _gives_arrays(loader: ImageLoader) -> bool:
+    """Whether ``loader`` returns stored uint8 arrays rather than images to preprocess."""
+    return isinstance(loader(), np.ndarray)
 
 
 def image_batches(
@@ -27,13 +35,20 @@ def image_batches(
 ) -> tf.data.Dataset:
     """Batches of (images, labels): read and preprocess a batch at a time, prefetched.
 
-    One Python call per batch rather than per image: tf.data runs several batches in
-    parallel threads, and Pillow releases the GIL while it decodes and resizes. With
-    ``cache_file``, every image is preprocessed once into that file, and each epoch
-    reads the arrays back from disk instead of decoding the files again.
+    ``loaders`` give either images to preprocess (``raw_images``: streaming from the
+    files) or their stored uint8 arrays (``image_arrays``: preprocessed once, read
+    back as float32). One Python call per batch rather than per image: tf.data runs
+    several batches in parallel threads, and Pillow releases the GIL while it decodes
+    and resizes. With ``cache_file`` and images to preprocess, every image is
+    preprocessed once into that file, and each epoch reads it back.
     """
     shape = (size, size, channels)
-    if cache_file is None:
+    if loaders and _gives_arrays(loaders[0]):
+        # The image_arrays dataset: preprocessed once already, read back per batch.
+        def load(indices: np.ndarray) -> np.ndarray:
+            return from_uint8(np.stack([loaders[i]() for i in indices]))
+
+    elif cache_file is None:
 
         def load(indices: np.ndarray) -> np.ndarray:
             return np.stack([preprocess(loaders[i](), size, channels) for i in indices])

@@ -12,6 +12,10 @@ from typing import Any
 
 import click
 
+from {{ cookiecutter.python_package }} import (
+    image_folders,
+)
+
 # A rule returns None when the value is fine, else what the value must be.
 Rule = Callable[[Any], str | None]
 MISSING = object()
@@ -108,13 +112,13 @@ def or_null(rule: Rule) -> Rule:
     return check
 
 
-ON_INVALID_IMAGE = one_of("skip", "fail")
+ON_INVALID_IMAGE = one_of(*image_folders.ON_INVALID_IMAGE)
 
 RULES: dict[str, Rule] = {
     "image.size": integer(1),
     "image.channels": one_of(1, 3),
+    "image.max_pixels": integer(1),
     "index_images.on_invalid_image": ON_INVALID_IMAGE,
-    "index_images.max_pixels": integer(1),
     "split_images.validation_fraction": fraction(),
     "split_images.test_fraction": fraction(),
     "split_images.seed": integer(0),
@@ -152,7 +156,7 @@ RULES: dict[str, Rule] = {
     "plot_top_losses.columns": integer(1),
     "preprocess_payload.max_images": integer(1),
     "preprocess_payload.max_image_bytes": integer(1),
-    "preprocess_payload.max_image_pixels": integer(1),
+    "preprocess_payload.max_request_pixels": integer(1),
     "predict_images.batch_size": integer(1),
     "predict_images.on_invalid_image": ON_INVALID_IMAGE,
     "register_model.metric": text(),

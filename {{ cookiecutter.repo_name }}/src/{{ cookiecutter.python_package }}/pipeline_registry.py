@@ -54,7 +54,10 @@ def register_pipelines() -> dict[str, Pipeline]:
         # `kedro run --pipeline <name>`: Kedro 1.x loads only the pipelines asked for.
         return pipelines
     training = (
-        pipelines["data_processing"] + pipelines["training"] + pipelines["evaluation"]
+        pipelines["data_processing"]
+        + pipelines["features"]
+        + pipelines["training"]
+        + pipelines["evaluation"]
     )
     # The training pipeline is tied to the inference pipeline: when training succeeds,
     # kedro-mlflow logs one MLflow model that runs `inference` with the training outputs

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import mlflow
-from kedro.io import AbstractDataset, DatasetError
+from kedro.io import AbstractDataset, DataCatalog, DatasetError
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 from mlflow.entities.model_registry import ModelVersion
@@ -23,6 +23,7 @@ from mlflow.exceptions import MlflowException
 logger = logging.getLogger(__name__)
 
 CHAMPION = "champion"
+REGISTERED_MODEL_ENTRY = "registered_model"  # the catalog entry that names the model
 SMALL_CNN = "small_cnn"  # the backbone tag of the project's own network
 
 
@@ -41,6 +42,11 @@ class TrainedModel:
     backbone: str | None
     data_digest: str | None
     test_digest: str | None
+
+
+def registered_model_name(catalog: DataCatalog) -> str:
+    """The registry name: the ``registered_model`` catalog entry's, defined only there."""
+    return catalog.get(REGISTERED_MODEL_ENTRY).model_name
 
 
 def chance_minimum(class_count: int) -> float:

@@ -17,6 +17,9 @@ from {{ cookiecutter.python_package }}.hooks import (
     ParameterCheckHooks,
     TrackingStoreHooks,
 )
+from {{ cookiecutter.python_package }}.multi_worker import (
+    ChiefOnlyTrackingHooks,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,4 +82,5 @@ HOOKS = (
     ParameterCheckHooks(),
     ModelRegistrationHooks(),
     InterruptedRunHooks(),
+    ChiefOnlyTrackingHooks(),
 )

@@ -162,7 +162,7 @@ def test_a_bad_file_gets_its_reason_and_the_others_their_predictions(
     for bad in ("b.jpg", "notes.txt"):
         assert table.loc[bad, "error"].startswith("not an image file")
         assert pd.isna(table.loc[bad, "label"])
-        assert f"Skipped {bad}: not an image file" in caplog.text
+        assert f"Skipping {bad}: not an image file" in caplog.text
     good = table.drop(index=["b.jpg", "notes.txt"])
     assert good["label"].isin(CLASSES).all()
     assert (good["error"] == "").all()
@@ -211,9 +211,30 @@ def test_a_folder_without_images_is_refused(
         predict_images(partitions, model, options)
 
 
-def test_unknown_on_invalid_image_is_refused(
-    model: FakeModel, options: dict[str, Any]
+def test_a_symlinked_folder_is_followed_and_a_loop_skipped(
+    folder: Path,
+    tmp_path: Path,
+    load_folder: Callable,
+    model: FakeModel,
+    options: dict[str, Any],
 ) -> None:
-    options["on_invalid_image"] = "ignore"
-    with pytest.raises(ValueError, match="on_invalid_image must be one of"):
-        predict_images({"a.png": bytes}, model, options)
+    """Linked folders count as folders; a link back up is skipped, not fatal."""
+    other = tmp_path / "other"
+    other.mkdir()
+    Image.new("RGB", (12, 10), (240, 240, 240)).save(other / "f.png")
+    (folder / "linked").symlink_to(other, target_is_directory=True)
+    (folder / "more" / "loop").symlink_to(folder, target_is_directory=True)
+    predictions = predict_images(load_folder(folder), model, options)
+    assert "linked/f.png" in predictions["file"].tolist()
+    assert len(predictions) == 6  # noqa: PLR2004
+    assert (predictions["error"] == "").all()
+
+
+def test_hidden_folders_are_left_out(
+    folder: Path, load_folder: Callable, model: FakeModel, options: dict[str, Any]
+) -> None:
+    (folder / ".thumbnails").mkdir()
+    (folder / ".thumbnails" / "a.png").write_bytes((folder / "a.png").read_bytes())
+    predictions = predict_images(load_folder(folder), model, options)
+    assert not any(name.startswith(".") for name in predictions["file"])
+    assert len(predictions) == 5  # noqa: PLR2004

@@ -13,10 +13,11 @@ import fsspec
 import numpy as np
 import pandas as pd
 import pytest
-from kedro.io import DatasetError
-from kedro_datasets.partitions import PartitionedDataset
 from PIL import Image
 
+from {{ cookiecutter.python_package }}.image_folders import (
+    ImageFolderDataset,
+)
 from {{ cookiecutter.python_package }}.pipelines.data_processing.nodes import (
     InvalidImageError,
     index_images,
@@ -47,7 +48,6 @@ BAD_FILES = {
     "truncated.jpg": encoded(noise(), "JPEG")[:2000],
     "empty.png": b"",
     "text.png": b"this is not an image\n",
-    ".DS_Store": b"\x00\x00\x00\x01Bud1" + bytes(100),
     "notes.txt": b"labelled by Ann, 2024\n",
 }
 
@@ -102,7 +102,8 @@ def test_images_on_an_fsspec_filesystem_are_indexed(
     for partition in partitions:
         memory.pipe(f"/shapes/{partition}", encoded(noise(8), "PNG"))
     try:
-        raw_images = PartitionedDataset(
+        memory.pipe("/shapes/.thumbnails/0.png", encoded(noise(8), "PNG"))
+        raw_images = ImageFolderDataset(
             path="memory://shapes", dataset="pillow.ImageDataset"
         ).load()
         index, skipped = index_images(raw_images, index_params, IMAGE_PARAMS)
@@ -165,7 +166,7 @@ def test_every_skipped_file_is_named_and_counted(
     assert len(index) == 6  # noqa: PLR2004
     for file_name in BAD_FILES:
         assert f"'dog/{file_name}'" in caplog.text
-    assert f"Skipped {len(BAD_FILES)} unreadable files out of 13" in caplog.text
+    assert f"Skipped {len(BAD_FILES)} unreadable files out of 12" in caplog.text
 
 
 def test_decompression_bomb_is_skipped(
@@ -202,25 +203,12 @@ def test_image_over_max_pixels_is_skipped(
     assert len(index) == 6  # noqa: PLR2004  the 24x24 images are within the limit
 
 
-def test_empty_images_folder_names_its_path(
-    tmp_path: Path, load_partitions: PartitionLoader, index_params: dict[str, Any]
-) -> None:
-    """An empty folder fails when loaded, naming the folder; no partitions fail too."""
-    empty = tmp_path / "images"
-    empty.mkdir()
-    with pytest.raises(DatasetError, match="No partitions found") as error:
-        load_partitions(empty)
-    assert str(empty) in str(error.value)
-    with pytest.raises(InvalidImageError, match="No images found"):
-        index_images({}, index_params, IMAGE_PARAMS)
-
-
 def test_class_without_readable_image_is_named(
     good_folder: Path, load_partitions: PartitionLoader, index_params: dict[str, Any]
 ) -> None:
     """A class folder holding only stray files is an error naming the class."""
     (good_folder / "bird").mkdir()
-    (good_folder / "bird" / ".DS_Store").write_bytes(BAD_FILES[".DS_Store"])
+    (good_folder / "bird" / "notes.txt").write_bytes(BAD_FILES["notes.txt"])
     with pytest.raises(InvalidImageError, match="'bird' contain no readable image"):
         index_images(load_partitions(good_folder), index_params, IMAGE_PARAMS)
 
@@ -243,14 +231,14 @@ def test_file_outside_class_folders_is_skipped_with_a_warning(
     index_params: dict[str, Any],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A file directly in the images folder (a .DS_Store, say) has no class: skipped."""
-    (good_folder / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    """A file directly in the images folder has no class: skipped, named."""
+    Image.new("RGB", (8, 8)).save(good_folder / "loose.png")
     index, skipped = index_images(
         load_partitions(good_folder), index_params, IMAGE_PARAMS
     )
     assert skipped == 1
-    assert ".DS_Store" not in set(index["partition"])
-    assert "'.DS_Store' is not inside a class folder" in caplog.text
+    assert "loose.png" not in set(index["partition"])
+    assert "'loose.png' is not inside a class folder" in caplog.text
 
 
 def test_file_outside_class_folders_fails_the_run_when_asked(
@@ -313,12 +301,6 @@ def test_split_images_names_a_class_too_small_to_split(
         split_images(index, split_params)
 
 
-def test_unknown_on_invalid_image_value_is_named(index_params: dict[str, Any]) -> None:
-    """A typo in on_invalid_image is an error, not a silent skip."""
-    with pytest.raises(ValueError, match="index_images.on_invalid_image .* 'Fail'"):
-        index_images({}, {**index_params, "on_invalid_image": "Fail"}, IMAGE_PARAMS)
-
-
 @pytest.mark.parametrize(
     ("validation", "test"), [(0, 0.15), (0.15, 0), (0.5, 0.5)], ids=str
 )
@@ -330,3 +312,84 @@ def test_split_fractions_are_checked(
     params = {**split_params, "validation_fraction": validation, "test_fraction": test}
     with pytest.raises(ValueError, match="split_images.validation_fraction"):
         split_images(index, params)
+
+
+HIDDEN = [
+    ".DS_Store",
+    ".thumbnails/0.png",
+    "cat/.DS_Store",
+    "cat/.ipynb_checkpoints/x.png",
+]
+
+
+@pytest.mark.parametrize("on_invalid_image", ["skip", "fail"])
+def test_hidden_names_are_left_out_at_every_level(
+    good_folder: Path,
+    load_partitions: PartitionLoader,
+    index_params: dict[str, Any],
+    on_invalid_image: str,
+) -> None:
+    """.DS_Store, .thumbnails/, .ipynb_checkpoints/: no class, no image, no failure."""
+    for name in HIDDEN:
+        (good_folder / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8)).save(good_folder / name, format="PNG")
+    index, skipped = index_images(
+        load_partitions(good_folder),
+        {**index_params, "on_invalid_image": on_invalid_image},
+        IMAGE_PARAMS,
+    )
+    assert sorted(index["label"].unique()) == ["cat", "dog"]
+    assert len(index) == 6  # noqa: PLR2004
+    assert skipped == 0
+
+
+def test_a_symlinked_class_folder_is_a_class(
+    tmp_path: Path,
+    make_image_folder: ImageFolderFactory,
+    load_partitions: PartitionLoader,
+    index_params: dict[str, Any],
+) -> None:
+    images = make_image_folder(tmp_path / "images", {"cat": 3})
+    elsewhere = make_image_folder(tmp_path / "elsewhere", {"dog": 3})
+    (images / "dog").symlink_to(elsewhere / "dog", target_is_directory=True)
+    index, skipped = index_images(load_partitions(images), index_params, IMAGE_PARAMS)
+    assert index["label"].value_counts().to_dict() == {"cat": 3, "dog": 3}
+    assert skipped == 0
+
+
+def test_a_symlink_loop_is_skipped_with_a_warning(
+    good_folder: Path,
+    load_partitions: PartitionLoader,
+    index_params: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    (good_folder / "cat" / "again").symlink_to(good_folder, target_is_directory=True)
+    index, _ = index_images(load_partitions(good_folder), index_params, IMAGE_PARAMS)
+    assert len(index) == 6  # noqa: PLR2004
+    assert "a symlink back to a folder above it (a loop)" in caplog.text
+
+
+@pytest.mark.parametrize("content", ["nothing", "hidden only", "missing"])
+def test_an_empty_images_folder_says_where_class_folders_go(
+    tmp_path: Path,
+    load_partitions: PartitionLoader,
+    index_params: dict[str, Any],
+    content: str,
+) -> None:
+    folder = tmp_path / "images"
+    if content != "missing":
+        folder.mkdir()
+    if content == "hidden only":
+        (folder / ".gitkeep").touch()
+    with pytest.raises(InvalidImageError, match="put one folder per class there"):
+        index_images(load_partitions(folder), index_params, IMAGE_PARAMS)
+
+
+def test_a_class_too_small_gets_advice(split_params: dict[str, Any]) -> None:
+    index = image_table({"a": 20, "b": 20, "rare": 1})
+    with pytest.raises(InvalidImageError) as error:
+        split_images(index, split_params)
+    message = str(error.value)
+    assert "a class needs at least 7 images" in message
+    assert "add images to 'rare'" in message
+    assert "split_images.validation_fraction" in message

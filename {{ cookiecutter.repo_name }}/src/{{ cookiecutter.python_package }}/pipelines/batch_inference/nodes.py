@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping
-from pathlib import PurePosixPath
 from typing import Any
 
 import pandas as pd
 
+from {{ cookiecutter.python_package }}.image_folders import (
+    is_hidden,
+    skip_or_fail,
+)
 from {{ cookiecutter.python_package }}.payload import (
     IMAGE_COLUMN,
     find_invalid_payload,
@@ -17,7 +20,6 @@ from {{ cookiecutter.python_package }}.payload import (
 
 logger = logging.getLogger(__name__)
 
-ON_INVALID_IMAGE = ("skip", "fail")
 ROW_PREFIX = re.compile(r"^row \d+: ")
 
 
@@ -33,19 +35,10 @@ def predict_images(
     """One row per file: its label, confidence and class probabilities, or its error.
 
     ``new_images`` maps each file's path in the folder to a loader of its bytes.
-    Hidden files (.gitkeep, .DS_Store) are left out. The model is called on
-    ``batch_size`` files at a time, with a request a client could send the server.
+    Hidden files (.gitkeep, .DS_Store) are left out (image_folders.py). The model is
+    called on ``batch_size`` files at a time, with a request a client could send.
     """
-    if params["on_invalid_image"] not in ON_INVALID_IMAGE:
-        raise ValueError(
-            f"predict_images.on_invalid_image must be one of {ON_INVALID_IMAGE}, "
-            f"got {params['on_invalid_image']!r}"
-        )
-    files = sorted(
-        name
-        for name in new_images
-        if not any(part.startswith(".") for part in PurePosixPath(name).parts)
-    )
+    files = sorted(name for name in new_images if not is_hidden(name))
     if not files:
         raise ValueError(
             "The folder of the 'new_images' catalog entry holds no image files: "
@@ -87,9 +80,7 @@ def _predict_batch(
                 ignore_index=True,
             )
         reason = ROW_PREFIX.sub("", str(rejection))
-        if on_invalid_image == "fail":
-            raise InvalidImageFileError(f"{files[0]}: {reason}") from error
-        logger.warning("Skipped %s: %s", files[0], reason)
+        skip_or_fail(InvalidImageFileError(f"{files[0]}: {reason}"), on_invalid_image)
         return pd.DataFrame({"file": files, "error": [reason]})
     predictions = predictions.reset_index(drop=True)
     predictions.insert(0, "file", files)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -11,10 +12,11 @@ import pandas as pd
 from PIL import Image
 from sklearn.model_selection import train_test_split
 
+from {{ cookiecutter.python_package }}.image_folders import (
+    skip_or_fail,
+)
+
 logger = logging.getLogger(__name__)
-
-
-ON_INVALID_IMAGE = ("skip", "fail")
 
 
 class InvalidImageError(ValueError):
@@ -50,12 +52,13 @@ def index_images(
 
     Partitions are ``<class>/<file>`` paths under the raw images folder; the class is
     the first folder. Unreadable files are skipped with a warning, or fail the run
-    when ``on_invalid_image`` is ``fail``.
+    when ``on_invalid_image`` is ``fail`` (image_folders.py).
     """
-    if params["on_invalid_image"] not in ON_INVALID_IMAGE:
-        raise ValueError(
-            f"index_images.on_invalid_image must be one of {ON_INVALID_IMAGE}, "
-            f"got {params['on_invalid_image']!r}"
+    if not raw_images:
+        raise InvalidImageError(
+            "No images in the raw images folder (catalog entry 'raw_images', "
+            "data/01_raw/images/ by default): put one folder per class there, each "
+            "holding that class's images, e.g. data/01_raw/images/cat/001.jpg"
         )
     rows, skipped, seen_classes = [], 0, set()
     for partition in sorted(raw_images):
@@ -69,9 +72,7 @@ def index_images(
             seen_classes.add(label)
             _check_image(partition, raw_images[partition], image["max_pixels"])
         except InvalidImageError as error:
-            if params["on_invalid_image"] == "fail":
-                raise
-            logger.warning("Skipping %s", error)
+            skip_or_fail(error, params["on_invalid_image"])
             skipped += 1
             continue
         rows.append({"partition": partition, "label": label})
@@ -124,13 +125,32 @@ def split_images(
             "split_images.validation_fraction and test_fraction must each be above 0 "
             f"and sum below 1, got {validation_fraction} and {test_fraction}"
         )
-    train, rest = _stratified_split(image_index, held_out, params["seed"])
-    validation, test = _stratified_split(rest, test_fraction / held_out, params["seed"])
+    advice = _split_advice(image_index, validation_fraction, test_fraction)
+    train, rest = _stratified_split(image_index, held_out, params["seed"], advice)
+    validation, test = _stratified_split(
+        rest, test_fraction / held_out, params["seed"], advice
+    )
     return train, validation, test
 
 
+def _split_advice(
+    image_index: pd.DataFrame, validation_fraction: float, test_fraction: float
+) -> str:
+    """What to do when a class is too small for the validation and test fractions."""
+    needed = math.ceil(1 / min(validation_fraction, test_fraction))
+    counts = image_index["label"].value_counts()
+    small = sorted(counts[counts < needed].index)
+    names = ", ".join(repr(name) for name in small) or "each class"
+    return (
+        f"with validation_fraction {validation_fraction} and test_fraction "
+        f"{test_fraction}, a class needs at least {needed} images to have one in each "
+        f"split: add images to {names}, remove that class folder, or raise "
+        "split_images.validation_fraction and test_fraction"
+    )
+
+
 def _stratified_split(
-    table: pd.DataFrame, second_fraction: float, seed: int
+    table: pd.DataFrame, second_fraction: float, seed: int, advice: str
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split rows in two keeping class proportions; name the class that is too small."""
     counts = table["label"].value_counts()
@@ -138,7 +158,7 @@ def _stratified_split(
     if not too_small.empty:
         raise InvalidImageError(
             f"Class {too_small.index[0]!r} has only {too_small.iloc[0]} image(s) left "
-            "to split: each class needs enough images for train, validation and test"
+            f"to split: {advice}"
         )
     try:
         first, second = train_test_split(
@@ -146,6 +166,6 @@ def _stratified_split(
         )
     except ValueError as error:
         raise InvalidImageError(
-            f"Cannot split {len(table)} images into stratified sets: {error}"
+            f"Cannot split {len(table)} images into stratified sets ({error}): {advice}"
         ) from error
     return first.reset_index(drop=True), second.reset_index(drop=True)

@@ -23,7 +23,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 func=predict_test_images,
                 inputs=[
                     "classifier",
-                    "raw_images",
+                    "image_arrays",
                     "test_split",
                     "class_names",
                     "params:image",

@@ -12,7 +12,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 func=train_classifier,
                 inputs=[
-                    "raw_images",
+                    "image_arrays",
                     "train_split",
                     "validation_split",
                     "class_names",

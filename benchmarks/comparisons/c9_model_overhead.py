@@ -1,75 +1,95 @@
-"""Benchmark: per-request overhead of the logged model's predict, against bare Keras.
+"""9: per-request overhead of the logged model's predict, against bare Keras.
 
-    python benchmarks/model_overhead.py              # about 2 minutes on 2 cores
-    python benchmarks/model_overhead.py --calls 50   # quicker, noisier
-
-Uses the Python environment it runs in. In a temporary folder it bakes the starter,
-trains the default project for one epoch, loads the logged model in this process
-with ``mlflow.pyfunc.load_model`` and times, alternately in ``--rounds`` rounds of
-``--calls`` calls, at batch 1 and 32 of the embedded PNG files:
+In one fresh process (this module run as a script), the logged model is loaded with
+``mlflow.pyfunc.load_model`` and these sides are timed alternately, ``--repeats``
+rounds of ``--overhead-calls`` calls, at batch 1 and 32 of the drawn shapes' files:
 
 - ``keras``: the bare network, ``predict_on_batch`` on preprocessed images;
 - ``direct``: the same work by hand (``preprocess_payload`` then ``classify``);
-- ``logged``: ``model.predict(table)``, the logged model as served;
-- ``logged, Kedro's runner``: the same with Kedro's ``SequentialRunner`` (what the
-  project's lean runner replaces), Kedro's loggers at WARNING;
-- ``logged, kedro-mlflow patched``: with ``upstream/kedro-mlflow-predict.patch``
+- ``logged``: ``model.predict(table)``, the logged model as served, with the
+  project's lean runner (pipelines/inference/runner.py);
+- ``logged, Kedro's runner``: the same with Kedro's ``SequentialRunner``, Kedro's
+  loggers at WARNING (what the lean runner replaces);
+- ``logged, kedro-mlflow patched``: with ``benchmarks/upstream/kedro-mlflow-predict.patch``
   applied in memory (one hook manager per model, no catalog deep copy per call).
 
-Prints a Markdown table of median ms per call and ratios (stdout; progress on stderr).
-Targets (issue 13): logged <= 2x keras at batch 1, <= 1.2x at batch 32.
+Targets (issue 13): logged <= 2x Keras at batch 1, <= 1.2x at batch 32.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-PROJECT_NAME = "Bench Overhead"
-PACKAGE = "bench_overhead"
-STARTED = time.perf_counter()
+if __package__ in (None, ""):  # run as the probe script: harness is one folder up
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness import PACKAGE, Bench, Option, Row, log, run_command  # noqa: E402
+
+NUMBER = 9
+KEY = "model_overhead"
+OPTIONS = {
+    "overhead_calls": Option(
+        "calls per round of each predict side", default=200, tiny=5
+    ),
+}
+SIDES = (
+    "keras",
+    "direct",
+    "logged",
+    "logged, Kedro's runner",
+    "logged, kedro-mlflow patched",
+)
 
 
-def log(message: str) -> None:
-    """Progress on stderr, so that stdout holds only the table."""
-    elapsed = time.perf_counter() - STARTED
-    print(f"[overhead {elapsed:6.1f}s] {message}", file=sys.stderr)  # noqa: T201
-
-
-def trained_project(root: Path) -> Path:
-    """The default project, baked from this repository and trained for one epoch."""
-    from cookiecutter.main import cookiecutter  # noqa: PLC0415  the starter's tool
-
-    project = Path(
-        cookiecutter(
-            str(REPOSITORY),
-            no_input=True,
-            output_dir=str(root),
-            extra_context={"project_name": PROJECT_NAME},
-        )
+def measure(bench: Bench) -> dict[str, Any]:
+    """Runs this module as a script on the setup's model: a process of its own."""
+    space = bench.space
+    output = space.root / "model-overhead.json"
+    files = [p for p in bench.image_files("shapes") if p.suffix == ".png"][:32]
+    run_command(
+        space,
+        [
+            sys.executable,
+            Path(__file__).resolve(),
+            "--model-uri",
+            f"models:/{PACKAGE}/1",
+        ]
+        + ["--package", PACKAGE, "--tracking-uri", space.tracking_uri]
+        + ["--output", output]
+        + ["--rounds", str(bench.args.repeats)]
+        + ["--calls", str(bench.args.overhead_calls), *files],
+        "model-overhead",
     )
-    log("training for one epoch")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env.update(KEDRO_DISABLE_TELEMETRY="1", TF_CPP_MIN_LOG_LEVEL="3")
-    subprocess.run(
-        [sys.executable, "-m", "kedro", "run", "--params", "train_classifier.epochs=1"],
-        cwd=project,
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return project
+    return json.loads(output.read_text())
+
+
+def rows(result: dict[str, Any], settings: Any) -> list[Row]:
+    found = []
+    for batch, times in result.items():
+        ms = {name: statistics.median(values) for name, values in times.items()}
+        target = "<= 2x" if batch == "batch 1" else "<= 1.2x"
+        for name in SIDES[2:]:
+            found.append(
+                Row(
+                    NUMBER,
+                    f"predict, {batch}, ms: {name} vs bare Keras",
+                    f"{ms[name]:.2f}",
+                    f"{ms['keras']:.2f} (Keras predict_on_batch); "
+                    f"{ms['direct']:.2f} preprocessing + Keras by hand "
+                    f"({ms[name] / ms['direct']:.2f}x)",
+                    ms[name] / ms["keras"],
+                    target,
+                )
+            )
+    return found
 
 
 def patched_predict(
@@ -115,8 +135,10 @@ def timed(call: Callable[[], Any], calls: int) -> float:
     return 1000 * (time.perf_counter() - start) / calls
 
 
-def measure(model_uri: str, images: list[bytes], args: argparse.Namespace) -> dict:
-    """Median ms per call of each side, at each batch size."""
+def probe(
+    model_uri: str, package: str, images: list[bytes], rounds: int, calls: int
+) -> dict:
+    """Ms per call of each side, each round, at batch 1 and 32 (in this process)."""
     import mlflow  # noqa: PLC0415  slow imports, after training
     import pandas as pd  # noqa: PLC0415
     from kedro.runner import SequentialRunner  # noqa: PLC0415
@@ -126,7 +148,7 @@ def measure(model_uri: str, images: list[bytes], args: argparse.Namespace) -> di
     logging.getLogger("kedro").setLevel(logging.WARNING)
     pipeline_model = model.unwrap_python_model()
     catalog = pipeline_model.loaded_catalog
-    nodes = sys.modules[f"{PACKAGE}.pipelines.inference.nodes"]
+    nodes = sys.modules[f"{package}.pipelines.inference.nodes"]
     keras_model = catalog.load("classifier")
     image, limits = (
         catalog.load("params:image"),
@@ -168,41 +190,30 @@ def measure(model_uri: str, images: list[bytes], args: argparse.Namespace) -> di
         for call in sides.values():  # warm-up: traces, caches
             timed(call, 10)
         rows = results[f"batch {batch}"] = {name: [] for name in sides}
-        for round_ in range(args.rounds):
-            log(f"batch {batch}, round {round_ + 1}/{args.rounds}")
+        for round_ in range(rounds):
+            log(f"batch {batch}, round {round_ + 1}/{rounds}")
             for name, call in sides.items():
-                rows[name].append(timed(call, args.calls))
+                rows[name].append(timed(call, calls))
     return results
 
 
-def table(results: dict[str, dict[str, list[float]]]) -> str:
-    """Median ms per call and the ratio to bare Keras and to the direct work."""
-    lines = [
-        "| batch | side | ms per call | vs keras | vs direct |",
-        "|---|---|---:|---:|---:|",
-    ]
-    for batch, rows in results.items():
-        medians = {name: statistics.median(times) for name, times in rows.items()}
-        for name, value in medians.items():
-            lines.append(
-                f"| {batch} | {name} | {value:.2f} | {value / medians['keras']:.2f}x "
-                f"| {value / medians['direct']:.2f}x |"
-            )
-    return "\n".join(lines)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    """The probe: time every side in this process; write the results as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-uri", required=True)
+    parser.add_argument("--package", required=True, help="the project's package")
+    parser.add_argument("--tracking-uri", required=True)
+    parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("images", type=Path, nargs="+")
     args = parser.parse_args(argv)
-    os.environ.pop("MODEL_KEDRO_LOGS", None)
-    with tempfile.TemporaryDirectory(prefix="bench-overhead-") as folder:
-        project = trained_project(Path(folder))
-        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{project / 'mlflow.db'}"
-        files = sorted((project / "data/01_raw/images").rglob("*.png"))[:32]
-        results = measure(f"models:/{PACKAGE}/1", [f.read_bytes() for f in files], args)
-    print(table(results))  # noqa: T201
+    import mlflow  # noqa: PLC0415  slow import, in the probe only
+
+    mlflow.set_tracking_uri(args.tracking_uri)
+    images = [path.read_bytes() for path in args.images]
+    results = probe(args.model_uri, args.package, images, args.rounds, args.calls)
+    args.output.write_text(json.dumps(results))
     return 0
 
 

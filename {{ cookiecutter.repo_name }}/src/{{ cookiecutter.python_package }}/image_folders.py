@@ -1,0 +1,99 @@
+"""The one rule for folders of images, in training and batch inference alike.
+
+Names starting with "." (files and folders: .DS_Store, .ipynb_checkpoints, .thumbnails)
+are left out at every level. Symlinked folders are followed, so a linked class folder
+is a class, and a link back to a folder above it (a loop) is skipped with a warning.
+A file the model cannot use is skipped or stops the run, as ``on_invalid_image`` says.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from fsspec.implementations.local import LocalFileSystem
+from kedro.io import DatasetError
+from kedro_datasets.partitions import PartitionedDataset
+
+logger = logging.getLogger(__name__)
+
+ON_INVALID_IMAGE = ("skip", "fail")
+
+
+def is_hidden(relative_path: str) -> bool:
+    """Whether any part of the path starts with "."."""
+    return any(part.startswith(".") for part in PurePosixPath(relative_path).parts)
+
+
+def skip_or_fail(error: Exception, on_invalid_image: str) -> None:
+    """Log ``error`` as a skipped file when ``on_invalid_image`` is skip; else raise it."""
+    if on_invalid_image != "skip":
+        raise error
+    logger.warning("Skipping %s", error)
+
+
+def _inode(path: str | os.DirEntry) -> tuple[int, int]:
+    stat = path.stat() if isinstance(path, os.DirEntry) else os.stat(path)
+    return stat.st_dev, stat.st_ino
+
+
+def local_files(root: str) -> list[str]:
+    """Every visible file under ``root``, following symlinked folders, loops skipped."""
+    found: list[str] = []
+
+    def visit(folder: str, ancestors: frozenset[tuple[int, int]]) -> None:
+        with os.scandir(folder) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                if is_hidden(entry.name):
+                    continue
+                if entry.is_dir():  # a symlink to a folder too
+                    inode = _inode(entry)
+                    if inode in ancestors:
+                        logger.warning(
+                            "Skipping '%s': a symlink back to a folder above it (a loop)",
+                            entry.path,
+                        )
+                        continue
+                    visit(entry.path, ancestors | {inode})
+                else:  # a broken link stays, so that reading it names the file
+                    found.append(Path(entry.path).as_posix())
+
+    if os.path.isdir(root):
+        visit(root, frozenset({_inode(root)}))
+    return found
+
+
+class ImageFolderDataset(PartitionedDataset):
+    """kedro-datasets' PartitionedDataset, with the starter's folder rule.
+
+    fsspec's local ``find`` neither follows a symlink to a folder (it lists the link as
+    one file) nor leaves out hidden names, so local folders are walked here; other
+    filesystems (s3://, gs://, ...) list with ``find``, hidden names left out. An empty
+    or missing folder loads as ``{}``, so that the node reading it can say what belongs
+    there, instead of "No partitions found".
+    """
+
+    def _list_partitions(self) -> list[str]:
+        if self._cached_partitions is not None:
+            return self._cached_partitions
+        if isinstance(self._filesystem, LocalFileSystem):
+            paths = local_files(self._filesystem._strip_protocol(self._normalized_path))  # noqa: SLF001
+        else:
+            paths = self._filesystem.find(self._normalized_path, **self._load_args)
+        self._cached_partitions = [
+            path
+            for path in paths
+            if path.endswith(self._filename_suffix)
+            and not is_hidden(self._path_to_partition(path))
+        ]
+        return self._cached_partitions
+
+    def load(self) -> dict[str, Any]:
+        try:
+            return super().load()
+        except DatasetError:
+            if self._cached_partitions == []:  # nothing there: let the node explain
+                return {}
+            raise

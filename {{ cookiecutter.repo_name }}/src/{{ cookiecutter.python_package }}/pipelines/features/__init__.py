@@ -1,0 +1,5 @@
+"""Preprocess every indexed image once per content, into the feature layer."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

@@ -1,0 +1,145 @@
+"""The image_arrays dataset: each content preprocessed once, reused, rebuilt exactly."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from kedro.io import DatasetError
+from PIL import Image
+
+from {{ cookiecutter.python_package }}.image_features import (
+    ImageArrayDataset,
+    ImagesToPreprocess,
+    file_reader,
+)
+from {{ cookiecutter.python_package }}.input_pipeline import (
+    image_batches,
+)
+from {{ cookiecutter.python_package }}.preprocessing import (
+    preprocess,
+)
+
+SIZE, CHANNELS, IMAGES = 20, 3, 8
+
+
+@pytest.fixture
+def images(tmp_path: Path, make_image_folder, load_partitions) -> dict:
+    """Loaders of IMAGES (8) real image files (PNG and JPEG), as raw_images gives them."""
+    folder = make_image_folder(tmp_path / "images", {"a": 4, "b": 4})
+    return {"folder": folder, "loaders": load_partitions(folder)}
+
+
+def _counted_plan(loaders: dict, reads: Counter, size: int = SIZE):
+    """An ImagesToPreprocess whose file readers count how often each file is read."""
+
+    def counting(partition: str):
+        read = file_reader(loaders[partition])
+
+        def wrapped() -> bytes:
+            reads[partition] += 1
+            return read()
+
+        return wrapped
+
+    return ImagesToPreprocess(
+        files={p: counting(p) for p in sorted(loaders)},
+        size=size,
+        channels=CHANNELS,
+        max_pixels=40_000_000,
+    )
+
+
+def _preprocessed_count(caplog: pytest.LogCaptureFixture) -> int:
+    """How many images the last save preprocessed, from its log line."""
+    messages = [r.getMessage() for r in caplog.records if "Preprocessed" in r.message]
+    caplog.clear()
+    return int(messages[-1].split()[1])
+
+
+def test_arrays_are_exactly_what_preprocess_gives(tmp_path, images, caplog):
+    """Stored uint8 arrays read back as the very float32 of preprocess(): the served
+    model and training see the same tensor."""
+    dataset = ImageArrayDataset(path=str(tmp_path / "arrays"))
+    with caplog.at_level(logging.INFO):
+        dataset.save(_counted_plan(images["loaders"], Counter()))
+    assert _preprocessed_count(caplog) == IMAGES
+    stored = dataset.load()
+    assert sorted(stored) == sorted(images["loaders"])
+    for partition, load in stored.items():
+        array = load()
+        assert array.dtype == np.uint8
+        assert array.shape == (SIZE, SIZE, CHANNELS)
+        expected = preprocess(images["loaders"][partition](), SIZE, CHANNELS)
+        np.testing.assert_array_equal(np.asarray(array, np.float32) / 255.0, expected)
+
+
+def test_each_file_is_read_once_and_unchanged_images_are_reused(
+    tmp_path, images, caplog
+):
+    """A second save of the same files reads each once and preprocesses none."""
+    dataset = ImageArrayDataset(path=str(tmp_path / "arrays"))
+    reads: Counter = Counter()
+    dataset.save(_counted_plan(images["loaders"], reads))
+    assert set(reads.values()) == {1}
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        dataset.save(_counted_plan(images["loaders"], reads))
+    assert set(reads.values()) == {2}
+    assert _preprocessed_count(caplog) == 0
+
+
+def test_a_changed_image_or_parameter_rebuilds_only_what_changed(
+    tmp_path, images, load_partitions, caplog
+):
+    dataset = ImageArrayDataset(path=str(tmp_path / "arrays"))
+    dataset.save(_counted_plan(images["loaders"], Counter()))
+    before = {p: load().copy() for p, load in dataset.load().items()}
+
+    changed = images["folder"] / "a" / "a_000.png"
+    Image.new("RGB", (24, 24), "red").save(changed)
+    loaders = load_partitions(images["folder"])
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        dataset.save(_counted_plan(loaders, Counter()))
+    assert _preprocessed_count(caplog) == 1
+    after = {p: load() for p, load in dataset.load().items()}
+    assert not np.array_equal(after["a/a_000.png"], before["a/a_000.png"])
+    for partition in set(before) - {"a/a_000.png"}:
+        np.testing.assert_array_equal(after[partition], before[partition])
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        dataset.save(_counted_plan(loaders, Counter(), size=SIZE + 4))
+    assert _preprocessed_count(caplog) == IMAGES
+    assert next(iter(dataset.load().values()))().shape == (SIZE + 4, SIZE + 4, 3)
+
+
+def test_training_batches_from_arrays_equal_streaming_from_the_files(tmp_path, images):
+    """image_batches gives the same batches from image_arrays as from raw_images."""
+    dataset = ImageArrayDataset(path=str(tmp_path / "arrays"))
+    dataset.save(_counted_plan(images["loaders"], Counter()))
+    stored = dataset.load()
+    partitions = sorted(images["loaders"])
+    arguments = {
+        "labels": list(range(len(partitions))),
+        "size": SIZE,
+        "channels": CHANNELS,
+        "batch_size": 3,
+        "shuffle_seed": 5,
+    }
+    streamed = image_batches([images["loaders"][p] for p in partitions], **arguments)
+    from_arrays = image_batches([stored[p] for p in partitions], **arguments)
+    for (streamed_x, streamed_y), (array_x, array_y) in zip(
+        streamed.as_numpy_iterator(), from_arrays.as_numpy_iterator(), strict=True
+    ):
+        np.testing.assert_array_equal(streamed_y, array_y)
+        np.testing.assert_array_equal(streamed_x, array_x)
+
+
+def test_a_loader_that_is_not_a_file_dataset_is_named() -> None:
+    with pytest.raises(DatasetError, match="raw_images must be a PartitionedDataset"):
+        file_reader(lambda: Image.new("RGB", (4, 4)))
