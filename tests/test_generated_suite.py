@@ -16,7 +16,7 @@ from helpers import DEFAULT_ANSWERS, PROMPTS, bake_ok, run
 # One answer per question, none of them the default.
 EVERY_OTHER_ANSWER = {
     "project_name": "Leaf Disease-Detector",
-    "image_size": "32",
+    "image_size": "96",
     "example_data": "no",
     "tracking_uri": "http://127.0.0.1:5000",
     "kedro_viz": "yes",
