@@ -10,6 +10,7 @@ from {{ cookiecutter.python_package }}.pipelines import (
     batch_inference,
     data_processing,
     evaluation,
+    features,
     inference,
     training,
 )
@@ -25,7 +26,14 @@ LAYERS = (
     "model_output",
     "reporting",
 )
-PIPELINES = (batch_inference, data_processing, evaluation, inference, training)
+PIPELINES = (
+    batch_inference,
+    data_processing,
+    evaluation,
+    features,
+    inference,
+    training,
+)
 
 
 def test_every_catalog_entry_has_a_kedro_viz_layer() -> None:

@@ -17,7 +17,6 @@ from typing import Any
 import fsspec
 import keras
 
-BACKBONE_LAYER = "backbone"  # the name of the pretrained network inside the classifier
 WEIGHTS_SUFFIX = ".weights.h5"
 # The smallest input side each network accepts; every other one accepts 32 pixels.
 MINIMUM_SIZE = {"InceptionV3": 75, "InceptionResNetV2": 75, "Xception": 71}
@@ -74,14 +73,12 @@ def pretrained_backbone(
             include_top=False,
             weights=weights,
             input_shape=shape,
-            name=BACKBONE_LAYER,
             **options,
         )
     backbone = constructor(
         include_top=False,
         weights=None,
         input_shape=shape,
-        name=BACKBONE_LAYER,
         **options,
     )
     with local_copy(weights) as path:
@@ -120,6 +117,11 @@ def local_copy(weights: str) -> Iterator[str]:
                 f"train_classifier.network.weights file not found: {weights}"
             ) from error
         yield str(path)
+
+
+def find_backbone(model: keras.Model) -> keras.Model:
+    """The pretrained network inside the classifier: its one nested Keras model."""
+    return next(layer for layer in model.layers if isinstance(layer, keras.Model))
 
 
 def freeze(backbone: keras.Model) -> None:

@@ -11,9 +11,9 @@ import mlflow
 class MlflowEpochMetrics(keras.callbacks.Callback):
     """Log each epoch's metrics to the active MLflow run as soon as the epoch ends.
 
-    Steps count epochs from 1, across both phases of fine-tuning, so step 0 stays free
-    for the final figures that MLflow attaches to the logged model. Without an active
-    run (tests, a plain Python call) it logs nothing.
+    Steps count epochs from 1, across both phases of fine-tuning, so that step 0 holds
+    only the test metrics; the project's hooks attach the kept epoch's step to the
+    logged model. Without an active run (tests, a plain Python call) it logs nothing.
     """
 
     def __init__(self, prefix: str = "training") -> None:

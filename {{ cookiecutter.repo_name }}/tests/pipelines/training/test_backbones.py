@@ -13,7 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.python_package }}.backbones import BACKBONE_LAYER
+from {{ cookiecutter.python_package }}.backbones import (
+    find_backbone,
+)
+from {{ cookiecutter.python_package }}.keras_model import (
+    KerasModelDataset,
+)
 from {{ cookiecutter.python_package }}.pipelines.training.nodes import (
     build_model,
     train_classifier,
@@ -72,7 +77,7 @@ def test_weights_file_is_loaded(
 ) -> None:
     """The backbone holds exactly the file's weights, frozen, in the new classifier."""
     model = build_model(3, SIZE, 3, backbone_params)
-    backbone = model.get_layer(BACKBONE_LAYER)
+    backbone = find_backbone(model)
     for loaded, saved in zip(
         backbone.get_weights(), file_weights(weights_file), strict=True
     ):
@@ -87,7 +92,7 @@ def test_backbone_scales_zero_to_one_pixels_itself(
 ) -> None:
     """preprocess() gives [0, 1]; the model turns it into the 0-255 the backbone expects."""
     model = build_model(3, SIZE, 3, backbone_params)
-    backbone = model.get_layer(BACKBONE_LAYER)
+    backbone = find_backbone(model)
     images = np.random.default_rng(0).random((2, SIZE, SIZE, 3), dtype=np.float32)
     pooled = keras.Model(model.input, model.get_layer(index=-3).output)(images)
     expected = backbone(images * 255.0, training=False).numpy().mean(axis=(1, 2))
@@ -114,7 +119,7 @@ def test_fine_tuning_trains_only_the_top_layers(
         raw_images, split, split, ["circle", "square"], image, backbone_params
     )
     assert len(history["loss"]) == 2  # one epoch per phase  # noqa: PLR2004
-    backbone = model.get_layer(BACKBONE_LAYER)
+    backbone = find_backbone(model)
     saved = keras.applications.MobileNetV3Small(
         include_top=False, weights=None, input_shape=(SIZE, SIZE, 3), **OPTIONS
     )
@@ -191,8 +196,27 @@ def test_weights_from_an_fsspec_url(
     with fsspec.open(url, "wb") as target:
         target.write(weights_file.read_bytes())
     backbone_params["network"]["weights"] = url
-    backbone = build_model(3, SIZE, 3, backbone_params).get_layer(BACKBONE_LAYER)
+    backbone = find_backbone(build_model(3, SIZE, 3, backbone_params))
     for loaded, saved in zip(
         backbone.get_weights(), file_weights(weights_file), strict=True
     ):
         np.testing.assert_array_equal(loaded, saved)
+
+
+@pytest.mark.parametrize("name", ["EfficientNetV2B0", "DenseNet121"])
+def test_other_backbone_families_save_and_load_safely(
+    backbone_params: dict[str, Any], tmp_path: Path, name: str
+) -> None:
+    """Scaling inside the network (EfficientNetV2) or by preprocess_input (DenseNet):
+    both survive the .keras file that serving loads in safe mode."""
+    backbone_params["network"].update(backbone=name, weights=None, backbone_options={})
+    model = build_model(3, SIZE, 3, backbone_params)
+    dataset = KerasModelDataset(filepath=str(tmp_path / "classifier.keras"))
+    dataset.save(model)
+    images = np.random.default_rng(0).random((2, SIZE, SIZE, 3), dtype=np.float32)
+    np.testing.assert_allclose(
+        dataset.load().predict_proba(images),
+        np.asarray(model(images, training=False)),
+        rtol=1e-5,
+        atol=1e-6,
+    )

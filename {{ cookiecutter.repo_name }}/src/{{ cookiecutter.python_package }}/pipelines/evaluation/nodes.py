@@ -87,7 +87,7 @@ def compute_test_metrics(
         metrics[f"top_{top_k}_accuracy"] = top_k_accuracy_score(
             truth, probabilities.to_numpy(), k=top_k, labels=class_names
         )
-    # Step 0: MLflow attaches a run's step-0 metrics to the model it logs.
+    # One value each, at step 0: training's per-epoch metrics use steps 1, 2, ...
     return {
         name: [{"value": float(value), "step": 0}] for name, value in metrics.items()
     }

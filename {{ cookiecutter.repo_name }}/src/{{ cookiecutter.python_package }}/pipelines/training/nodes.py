@@ -238,7 +238,7 @@ def _prepare_fine_tuning(model: keras.Model, params: dict[str, Any]) -> None:
     logger.info(
         "Fine-tuning the top %d layers of the backbone", fine_tuning["unfreeze_layers"]
     )
-    backbone = model.get_layer(backbones.BACKBONE_LAYER)
+    backbone = backbones.find_backbone(model)
     backbones.unfreeze_top(backbone, fine_tuning["unfreeze_layers"])
     learning_rate = params["learning_rate"] * fine_tuning["learning_rate_factor"]
     _compile(model, params, learning_rate)  # trainable changes apply once recompiled
