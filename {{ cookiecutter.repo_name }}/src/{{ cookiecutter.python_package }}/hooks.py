@@ -225,18 +225,21 @@ class TrackingStoreHooks:
         config = context.config_loader["mlflow"]
         tracking_uri = config["server"]["mlflow_tracking_uri"]
         if tracking_uri.startswith(SQLITE_PREFIX):
-            create_sqlite_store(tracking_uri, config["tracking"]["experiment"])
+            experiment = config.get("tracking", {}).get("experiment", {})
+            create_sqlite_store(tracking_uri, experiment)
 
 
 def create_sqlite_store(tracking_uri: str, experiment: dict[str, Any]) -> None:
-    """Create the store's tables and the experiment, one process at a time."""
+    """Create the store's tables and mlflow.yml's experiment, one process at a time."""
     database = Path(tracking_uri.removeprefix(SQLITE_PREFIX))
     database.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(f"{database}.lock"):
         client = mlflow.MlflowClient(tracking_uri)
-        if client.get_experiment_by_name(experiment["name"]) is None:
+        client.search_experiments(max_results=1)  # creates the tables of a new store
+        name = experiment.get("name")
+        if name and client.get_experiment_by_name(name) is None:
             client.create_experiment(
-                experiment["name"], **experiment["create_experiment_kwargs"]
+                name, **(experiment.get("create_experiment_kwargs") or {})
             )
 
 
