@@ -120,4 +120,5 @@ def test_first_runs_at_once_on_a_new_store(tmp_path, monkeypatch):
     for process, output in zip(processes, outputs):
         assert process.returncode == 0, output[-4000:]
     experiments = mlflow.MlflowClient(store).search_experiments()
-    assert "{{ cookiecutter.python_package }}" in [e.name for e in experiments]
+    names = [experiment.name for experiment in experiments]
+    assert "{{ cookiecutter.python_package }}" in names

@@ -51,7 +51,7 @@ server_logger = logging.getLogger("uvicorn.error")  # uvicorn's own log of the s
 
 DEFAULT_MAX_REQUEST_BYTES = 64_000_000
 # What each worker process of `serve_model` loads: they share no memory with it.
-MODEL_URI_VARIABLE = "{{ cookiecutter.python_package | upper }}_SERVED_MODEL_URI"
+MODEL_URI_VARIABLE = "KEDRO_SERVE_MODEL_URI"
 TOO_LARGE = "the request is over the limit of {} bytes: send fewer images per request"
 JSON = "application/json"
 PARQUET = "application/vnd.apache.parquet"
@@ -231,7 +231,9 @@ def create_app(
     model: PyFuncModel, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
 ) -> FastAPI:
     """The scoring app of ``model``: MLflow's routes, checked requests, JSON errors."""
-    app = FastAPI(title="{{ cookiecutter.project_name }} model server")
+    app = FastAPI(
+        title="{{ cookiecutter.project_name }} model server",
+    )
     worker = {"X-Worker-Pid": str(os.getpid())}  # which process answered
 
     @app.exception_handler(HTTPException)

@@ -20,7 +20,9 @@ from {{ cookiecutter.python_package }}.payload import (
     InvalidPayloadError,
     find_invalid_payload,
 )
-from {{ cookiecutter.python_package }}.pipelines.inference import nodes
+from {{ cookiecutter.python_package }}.pipelines.inference import (
+    nodes,
+)
 from {{ cookiecutter.python_package }}.pipelines.inference.nodes import (
     classify,
     preprocess_payload,
