@@ -7,15 +7,19 @@ on a free loopback port, in a thread of the test process.
 from __future__ import annotations
 
 import base64
+import inspect
 import io
 import json
 import os
 import select
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,8 +39,11 @@ from {{ cookiecutter.python_package }}.pipelines.inference.nodes import (
     preprocess_payload,
 )
 from {{ cookiecutter.python_package }}.serving import (
+    RequestError,
     create_app,
+    logged_limits,
     model_error_response,
+    parse_request,
 )
 
 MARKER = "PAYLOAD-MARKER"  # inside bad payloads; no response may repeat it
@@ -76,14 +83,21 @@ NOT_AN_IMAGE = base64.b64encode(MARKER.encode()).decode()
 
 
 @pytest.fixture(scope="module")
-def url(fast_parameters: dict[str, Any]) -> Iterator[str]:
+def limits(fast_parameters: dict[str, Any]) -> dict[str, Any]:
+    """The served model's preprocess_payload limits, with small images."""
+    return fast_parameters["preprocess_payload"] | {"max_image_bytes": 2000}
+
+
+@pytest.fixture(scope="module")
+def url(fast_parameters: dict[str, Any], limits: dict[str, Any]) -> Iterator[str]:
     """The /invocations URL of a server started for this module, stopped after it."""
     parameters = {
         "image": fast_parameters["image"] | {"max_pixels": 10_000},
-        "preprocess_payload": fast_parameters["preprocess_payload"]
-        | {"max_image_bytes": 2000},
+        "preprocess_payload": limits,
     }
-    app = create_app(StandInModel(parameters), max_request_bytes=MAX_REQUEST_BYTES)
+    app = create_app(
+        StandInModel(parameters), limits, max_request_bytes=MAX_REQUEST_BYTES
+    )
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -212,6 +226,33 @@ def test_bad_parquet_gets_400_naming_the_culprit(
     assert MARKER not in response.text
 
 
+def test_parquet_over_the_row_limit_is_refused_from_its_footer(
+    url: str, limits: dict[str, Any]
+) -> None:
+    """The row count is read from the file's metadata, before the table is."""
+    rows = limits["max_images"] + 1
+    response = post_parquet(url, pd.DataFrame({"image": [b"x"] * rows}))
+    assert response.status_code == HTTPStatus.BAD_REQUEST, response.text
+    message = response.json()["message"]
+    assert f"the Parquet table has {rows} rows" in message
+    assert "preprocess_payload.max_images" in message
+
+
+def test_parquet_that_expands_past_the_limit_is_refused_before_decompressing(
+    url: str,
+) -> None:
+    """A small compressed body of 2 MB of zeros: refused from its footer's sizes."""
+    buffer = io.BytesIO()
+    zeros = pd.DataFrame({"image": [bytes(2_000_000)]})
+    zeros.to_parquet(buffer, compression="zstd")
+    assert len(buffer.getvalue()) < MAX_REQUEST_BYTES
+    response = post_parquet(url, buffer.getvalue())
+    assert response.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE, response.text
+    message = response.json()["message"]
+    assert "bytes uncompressed" in message
+    assert f"over the limit of {MAX_REQUEST_BYTES} bytes" in message
+
+
 def test_other_content_types_get_415(url: str) -> None:
     """CSV would reach the model undecoded: only JSON and Parquet are accepted."""
     response = requests.post(
@@ -304,14 +345,51 @@ def test_content_type_is_matched_case_insensitively(url: str) -> None:
     assert response.json() == {"predictions": [{"label": "bright"}]}
 
 
-def test_deeply_nested_json_gets_400(url: str) -> None:
+def test_deeply_nested_json_gets_400() -> None:
     """A body that would exhaust the JSON parser's recursion is the client's fault."""
     nested = '{"dataframe_records": ' + "[" * 50_000 + "]" * 50_000 + "}"
-    response = requests.post(
-        url, data=nested, headers={"Content-Type": "application/json"}, timeout=30
-    )
-    assert response.status_code == HTTPStatus.BAD_REQUEST
-    assert response.json()["message"] == "the body's JSON is nested too deeply"
+    with pytest.raises(RequestError, match="^the body's JSON is nested too deeply$"):
+        parse_request(nested.encode(), "application/json", max_images=100_000)
+
+
+def post_json(url: str, body: str) -> requests.Response:
+    """POST ``body``, JSON text, as it is."""
+    headers = {"Content-Type": "application/json"}
+    return requests.post(url, data=body, headers=headers, timeout=30)
+
+
+def test_json_over_the_row_limit_is_refused_before_it_is_parsed(
+    url: str, limits: dict[str, Any]
+) -> None:
+    """More rows than preprocess_payload.max_images: refused before json.loads, which
+    would have found the body's broken end and answered "not valid JSON"."""
+    rows = ",".join([json.dumps({"image": DARK})] * (2 * limits["max_images"]))
+    response = post_json(url, '{"dataframe_records": [' + rows + ', {"image": ')
+    assert response.status_code == HTTPStatus.BAD_REQUEST, response.text
+    message = response.json()["message"]
+    assert f"over the limit of {limits['max_images']} images" in message
+    assert "preprocess_payload.max_images" in message
+
+
+@pytest.mark.parametrize(
+    ("body", "culprit"),
+    [
+        ({"dataframe_records": ["x"] * 300}, "'dataframe_records' has 300 rows"),
+        (
+            {"dataframe_split": {"columns": ["image"], "data": ["x"] * 300}},
+            "'dataframe_split.data' has 300 rows",
+        ),
+    ],
+    ids=["records", "split"],
+)
+def test_json_rows_over_the_limit_are_counted_before_any_is_read(
+    url: str, limits: dict[str, Any], body: dict[str, Any], culprit: str
+) -> None:
+    """Rows that are not even rows: the count is refused before row 0 is looked at."""
+    assert limits["max_images"] < 300  # noqa: PLR2004
+    response = post_json(url, json.dumps(body))
+    assert response.status_code == HTTPStatus.BAD_REQUEST, response.text
+    assert culprit in response.json()["message"]
 
 
 def test_chunked_upload_is_refused_once_over_the_limit(url: str) -> None:
@@ -353,3 +431,38 @@ def test_responses_name_the_worker_process(url: str) -> None:
     """Each answer says which server process gave it: here, this test's own."""
     response = requests.post(url, json=records(DARK), timeout=30)
     assert response.headers["X-Worker-Pid"] == str(os.getpid())
+
+
+class AnyModel(mlflow.pyfunc.PythonModel):
+    """A model that this project did not log."""
+
+    def predict(
+        self, context: Any, model_input: list[Any], params: Any = None
+    ) -> list[Any]:
+        return model_input
+
+
+def test_a_model_without_logged_limits_is_not_served(tmp_path: Path) -> None:
+    """The limits come with the model; a model without them is named, not served."""
+    mlflow.pyfunc.save_model(tmp_path / "model", python_model=AnyModel())
+    model = mlflow.pyfunc.load_model(str(tmp_path / "model"))
+    with pytest.raises(ValueError, match="has no 'params:preprocess_payload'"):
+        logged_limits(model)
+
+
+def test_serving_module_imports_no_kedro_project_machinery() -> None:
+    """`python -m <package>.serving` runs where only the logged model is."""
+    script = (
+        "import sys, {{ cookiecutter.python_package }}.serving; "
+        "print(sorted(m for m in sys.modules if m.startswith('kedro.framework')))"
+    )
+    source = Path(inspect.getfile(create_app)).parents[1]  # the package's folder
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env=os.environ | {"PYTHONPATH": str(source)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    assert result.stdout.strip() == "[]", result.stdout

@@ -11,8 +11,10 @@ from kedro.framework.cli.utils import env_option
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import ProjectMetadata
 
-DEFAULT_HOST = "127.0.0.1"  # also python -m <package>.serving's
-DEFAULT_PORT = 5001  # 5000 is `kedro mlflow ui`'s
+from {{ cookiecutter.python_package }}.serving_defaults import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+)
 
 
 @click.group(name="{{ cookiecutter.python_package }}")

@@ -15,6 +15,7 @@ from PIL import Image
 
 from {{ cookiecutter.python_package }}.payload import (
     IMAGE_COLUMN,
+    probability_column,
 )
 
 PACKAGE_FOLDER = Path(__file__).resolve().parent
@@ -47,7 +48,7 @@ def model_signature(class_names: list[str] | None = None) -> ModelSignature:
         [
             ColSpec("string", "label"),
             ColSpec("double", "confidence"),
-            *(ColSpec("double", f"probability_{name}") for name in class_names),
+            *(ColSpec("double", probability_column(name)) for name in class_names),
         ]
     )
     return ModelSignature(inputs=inputs, outputs=outputs)

@@ -21,6 +21,11 @@ from {{ cookiecutter.python_package }}.preprocessing import (
 IMAGE_COLUMN = "image"
 
 
+def probability_column(class_name: str) -> str:
+    """The output column that holds one class's probability: ``probability_<class>``."""
+    return f"probability_{class_name}"
+
+
 class InvalidPayloadError(ValueError):
     """A request the model cannot score; the message names the culprit."""
 

@@ -22,11 +22,12 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import mlflow
 import pandas as pd
+import pyarrow.parquet as pq
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -34,10 +35,6 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PyFuncModel
 from starlette.exceptions import HTTPException
 
-from {{ cookiecutter.python_package }}.cli import (
-    DEFAULT_HOST,
-    DEFAULT_PORT,
-)
 from {{ cookiecutter.python_package }}.payload import (
     IMAGE_COLUMN,
     InvalidPayloadError,
@@ -45,11 +42,21 @@ from {{ cookiecutter.python_package }}.payload import (
     find_invalid_payload,
     json_type,
 )
+from {{ cookiecutter.python_package }}.serving_defaults import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+)
 
 logger = logging.getLogger(__name__)
 server_logger = logging.getLogger("uvicorn.error")  # uvicorn's own log of the server
 
 DEFAULT_MAX_REQUEST_BYTES = 64_000_000
+# The inference pipeline's parameters that bound each request, logged with the model.
+LIMITS_PARAMETER = "params:preprocess_payload"
+TOO_MANY_ROWS = (
+    "{}, over the limit of {} images per request (preprocess_payload.max_images): "
+    "send fewer at a time"
+)
 # What each worker process of `serve_model` loads: they share no memory with it.
 MODEL_URI_VARIABLE = "KEDRO_SERVE_MODEL_URI"
 TOO_LARGE = "the request is over the limit of {} bytes: send fewer images per request"
@@ -76,12 +83,35 @@ class RequestError(ValueError):
         self.status = status
 
 
-def _record_images(records: Any) -> list[Any]:
+def _check_rows(rows: int, max_images: int, what: str) -> None:
+    """Refuse a request of more than ``max_images`` rows before any row is read."""
+    if rows > max_images:
+        raise RequestError(TOO_MANY_ROWS.format(f"{what} has {rows} rows", max_images))
+
+
+def _check_json_rows(body: bytes, max_images: int) -> None:
+    """Refuse a JSON body of too many rows before parsing it into Python objects.
+
+    Every row is a JSON object or array, and base64 has neither '{' nor '[': counting
+    them bounds the rows in one pass over the bytes, where parsing 64 MB of tiny rows
+    would build millions of objects. The few arrays around the rows are allowed for.
+    """
+    containers = body.count(b"{") + body.count(b"[")
+    if containers > max_images + 4:  # the body, its rows, columns and index
+        raise RequestError(
+            TOO_MANY_ROWS.format(
+                f"the body holds {containers} JSON objects and arrays", max_images
+            )
+        )
+
+
+def _record_images(records: Any, max_images: int) -> list[Any]:
     """The image of each row of a ``dataframe_records`` list."""
     if not isinstance(records, list):
         raise RequestError(
             f"'{RECORDS}' must be an array of rows, got {json_type(records)}"
         )
+    _check_rows(len(records), max_images, f"'{RECORDS}'")
     images = []
     for row, record in enumerate(records):
         if not isinstance(record, dict):
@@ -92,7 +122,7 @@ def _record_images(records: Any) -> list[Any]:
     return images
 
 
-def _split_images(split: Any) -> list[Any]:
+def _split_images(split: Any, max_images: int) -> list[Any]:
     """The image of each row of a ``dataframe_split`` object."""
     if not isinstance(split, dict):
         raise RequestError(f"'{SPLIT}' must be an object, got {json_type(split)}")
@@ -104,6 +134,7 @@ def _split_images(split: Any) -> list[Any]:
         )
     if not isinstance(data, list):
         raise RequestError(f"'{SPLIT}.data' must be an array of rows")
+    _check_rows(len(data), max_images, f"'{SPLIT}.data'")
     column = columns.index(IMAGE_COLUMN)
     for row, values in enumerate(data):
         if not isinstance(values, list) or len(values) != len(columns):
@@ -114,8 +145,9 @@ def _split_images(split: Any) -> list[Any]:
     return [values[column] for values in data]
 
 
-def _parse_json(body: bytes) -> pd.DataFrame:
+def _parse_json(body: bytes, max_images: int) -> pd.DataFrame:
     """The model input of a JSON body: one row of image file bytes per image."""
+    _check_json_rows(body, max_images)
     try:
         request = json.loads(body)
     except json.JSONDecodeError as error:
@@ -139,9 +171,10 @@ def _parse_json(body: bytes) -> pd.DataFrame:
             f"'{key}' is not supported: MLflow decodes base64 images only in "
             f"'{RECORDS}' and '{SPLIT}'"
         )
-    images = (
-        _record_images(request[key]) if key == RECORDS else _split_images(request[key])
-    )
+    if key == RECORDS:
+        images = _record_images(request[key], max_images)
+    else:
+        images = _split_images(request[key], max_images)
     try:
         files = [decode_base64(row, value) for row, value in enumerate(images)]
     except InvalidPayloadError as error:
@@ -149,26 +182,53 @@ def _parse_json(body: bytes) -> pd.DataFrame:
     return pd.DataFrame({IMAGE_COLUMN: files})
 
 
-def _parse_parquet(body: bytes) -> pd.DataFrame:
-    """A Parquet table needs no base64: its ``image`` column holds the files' bytes."""
+def _parse_parquet(body: bytes, max_images: int, max_bytes: int) -> pd.DataFrame:
+    """A Parquet table needs no base64: its ``image`` column holds the files' bytes.
+
+    Its rows and uncompressed size are read from its footer and checked before any
+    data is decompressed: a small compressed body can expand a thousandfold.
+    """
     try:
-        table = pd.read_parquet(io.BytesIO(body))
+        parquet = pq.ParquetFile(io.BytesIO(body))
     except Exception:  # noqa: BLE001  pyarrow raises many types for a bad file
         raise RequestError("the body is not a Parquet file") from None
-    if IMAGE_COLUMN not in table.columns:
+    if IMAGE_COLUMN not in parquet.schema_arrow.names:
         raise RequestError(
             f"the Parquet table has no '{IMAGE_COLUMN}' column of image file bytes"
         )
-    return table[[IMAGE_COLUMN]]
+    metadata = parquet.metadata
+    _check_rows(metadata.num_rows, max_images, "the Parquet table")
+    size = sum(
+        metadata.row_group(group).total_byte_size
+        for group in range(metadata.num_row_groups)
+    )
+    if size > max_bytes:
+        raise RequestError(
+            f"the Parquet table holds {size} bytes uncompressed, over the limit of "
+            f"{max_bytes} bytes: send fewer images per request",
+            status=413,
+        )
+    try:
+        return parquet.read(columns=[IMAGE_COLUMN]).to_pandas()
+    except Exception:  # noqa: BLE001  pyarrow raises many types for a bad file
+        raise RequestError("the body is not a Parquet file") from None
 
 
-def parse_request(body: bytes, content_type: str | None) -> pd.DataFrame:
-    """The model input of a request, or a ``RequestError`` naming the culprit."""
+def parse_request(
+    body: bytes,
+    content_type: str | None,
+    max_images: int,
+    max_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+) -> pd.DataFrame:
+    """The model input of a request, or a ``RequestError`` naming the culprit.
+
+    At most ``max_images`` rows, and ``max_bytes`` of uncompressed Parquet data.
+    """
     mime = (content_type or "").split(";")[0].strip().lower()
     if mime == PARQUET:
-        table = _parse_parquet(body)
+        table = _parse_parquet(body, max_images, max_bytes)
     elif mime == JSON:
-        table = _parse_json(body)
+        table = _parse_json(body, max_images)
     else:
         raise RequestError(
             f"send JSON ('Content-Type: {JSON}') or a Parquet table of image file "
@@ -227,10 +287,32 @@ def predictions_body(predictions: pd.DataFrame) -> bytes:
     return json.dumps({"predictions": predictions.to_dict(orient="records")}).encode()
 
 
+def logged_limits(model: PyFuncModel) -> Mapping[str, int]:
+    """The request limits logged with the model: its ``preprocess_payload`` parameters.
+
+    kedro-mlflow stores the inference pipeline's parameters in the model's catalog, so
+    they come with the model wherever it is served, with or without the project.
+    """
+    try:
+        catalog = model.unwrap_python_model().loaded_catalog
+        return catalog[LIMITS_PARAMETER].load()
+    except (AttributeError, KeyError, MlflowException) as error:
+        raise ValueError(
+            f"the model has no '{LIMITS_PARAMETER}': serve a model logged by this "
+            "project's `kedro run`"
+        ) from error
+
+
 def create_app(
-    model: PyFuncModel, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    model: PyFuncModel,
+    limits: Mapping[str, int],
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
 ) -> FastAPI:
-    """The scoring app of ``model``: MLflow's routes, checked requests, JSON errors."""
+    """The scoring app of ``model``: MLflow's routes, checked requests, JSON errors.
+
+    ``limits`` are the model's ``preprocess_payload`` parameters: requests of more
+    images than ``max_images`` are refused before their rows are read.
+    """
     app = FastAPI(
         title="{{ cookiecutter.project_name }} model server",
     )
@@ -257,7 +339,9 @@ def create_app(
     def answer(body: bytes, content_type: str | None) -> Response:
         """Parse, predict and write the answer: CPU work, run in a worker thread."""
         try:
-            table = parse_request(body, content_type)
+            table = parse_request(
+                body, content_type, limits["max_images"], max_request_bytes
+            )
         except RequestError as error:
             return error_response(error.status, str(error))
         try:
@@ -290,7 +374,7 @@ def app_of_environment() -> FastAPI:
         model_uri,
         time.perf_counter() - started,
     )
-    return create_app(model)
+    return create_app(model, logged_limits(model))
 
 
 def serve_model(
@@ -302,9 +386,10 @@ def serve_model(
     spreads connections among them.
     """
     os.environ[MODEL_URI_VARIABLE] = model_uri
-    # Workers are new processes: tell them where the registry is.
-    os.environ.setdefault("MLFLOW_TRACKING_URI", mlflow.get_tracking_uri())
-    os.environ.setdefault("MLFLOW_REGISTRY_URI", mlflow.get_registry_uri())
+    # Workers are new processes: tell them where the registry is. Always: a variable
+    # set empty (the project's "unset") would send them to MLflow's default store.
+    os.environ["MLFLOW_TRACKING_URI"] = mlflow.get_tracking_uri()
+    os.environ["MLFLOW_REGISTRY_URI"] = mlflow.get_registry_uri()
     uvicorn.run(
         "{{ cookiecutter.python_package }}.serving:app_of_environment",
         factory=True,

@@ -16,9 +16,13 @@ from {{ cookiecutter.python_package }}.keras_model import (
     KerasModelDataset,
     SharedKerasModel,
 )
+from {{ cookiecutter.python_package }}.model_logging import (
+    model_signature,
+)
 from {{ cookiecutter.python_package }}.payload import (
     InvalidPayloadError,
     find_invalid_payload,
+    probability_column,
 )
 from {{ cookiecutter.python_package }}.pipelines.inference import (
     nodes,
@@ -202,6 +206,17 @@ def test_classify_returns_label_confidence_and_probabilities(
     )
     best = predictions[probabilities].to_numpy().argmax(axis=1)
     assert predictions["label"].tolist() == [CLASS_NAMES[i] for i in best]
+
+
+def test_predictions_have_the_columns_the_logged_signature_declares(
+    classifier: SharedKerasModel,
+) -> None:
+    """The served columns and the signature's come from one probability_column()."""
+    batch = np.zeros((1, 16, 16, 3), dtype=np.float32)
+    predictions = classify(batch, classifier, CLASS_NAMES)
+    outputs = model_signature(CLASS_NAMES).outputs.input_names()
+    assert list(predictions.columns) == outputs
+    assert probability_column("cat") in outputs
 
 
 def test_shared_model_is_not_copied(classifier: SharedKerasModel) -> None:

@@ -24,6 +24,9 @@ from {{ cookiecutter.python_package }}.input_pipeline import (
 from {{ cookiecutter.python_package }}.keras_model import (
     SharedKerasModel,
 )
+from {{ cookiecutter.python_package }}.payload import (
+    probability_column,
+)
 
 MetricHistory = dict[str, list[dict[str, float]]]
 
@@ -59,11 +62,6 @@ def predict_test_images(
             },
         }
     )
-
-
-def probability_column(class_name: str) -> str:
-    """The column of ``test_predictions`` that holds one class's probability."""
-    return f"probability_{class_name}"
 
 
 def compute_test_metrics(

@@ -15,6 +15,7 @@ from {{ cookiecutter.python_package }}.payload import (
     InvalidPayloadError,
     check_images,
     decode_payload_image,
+    probability_column,
 )
 from {{ cookiecutter.python_package }}.preprocessing import (
     preprocess,
@@ -56,7 +57,7 @@ def classify(
             "label": np.asarray(class_names)[probabilities.argmax(axis=1)],
             "confidence": probabilities.max(axis=1),
             **{
-                f"probability_{name}": probabilities[:, index]
+                probability_column(name): probabilities[:, index]
                 for index, name in enumerate(class_names)
             },
         }
