@@ -16,11 +16,17 @@ import requests
 from helpers import command_env
 
 
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def free_ports(count: int = 1) -> list[int]:
+    """``count`` distinct TCP ports of 127.0.0.1 that nothing listens on now (each
+    held open until all are chosen, so none is picked twice)."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
 
 
 @dataclass
@@ -49,7 +55,7 @@ def start_server(
     Output goes to ``log``; if the server exits or is not up within 3 minutes, the
     test fails with the end of that log.
     """
-    port = free_port()
+    (port,) = free_ports()
     with log.open("w") as output:
         process = subprocess.Popen(
             [*args, "--port", str(port)],

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +24,7 @@ from helpers import (
     run_statuses,
 )
 from helpers import TRAINED_PACKAGE as PACKAGE
-from serving_helpers import start_server, stop_server
+from serving_helpers import free_ports, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
@@ -76,22 +75,10 @@ def test_mirrored_strategy_over_two_devices_reaches_the_default_quality(
     assert run_params["train_classifier.distribution.strategy"] == "mirrored"
 
 
-def _free_ports(count: int) -> list[int]:
-    """``count`` distinct free TCP ports on 127.0.0.1 (held open until all are chosen)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def _start_workers(folders: list[Path], params: str, logs: Path) -> list[str]:
     """`kedro run` in each folder as one worker of a TF_CONFIG cluster on 127.0.0.1,
     all at once; wait for every one and return their outputs (fail on any exit)."""
-    ports = _free_ports(len(folders))
+    ports = free_ports(len(folders))
     processes, log_files = [], []
     for index, folder in enumerate(folders):
         output = (logs / f"worker-{index}.log").open("w")
@@ -139,7 +126,7 @@ def _tf_config(index: int, ports: list[int]) -> str:
 def test_a_worker_that_is_not_the_chief_records_nothing(project_copy):
     """A `kedro run` whose TF_CONFIG names it worker 1 of 2 trains, but opens no MLflow
     run, logs no model and registers no version: only the chief records the run."""
-    tf_config = _tf_config(1, _free_ports(2))
+    tf_config = _tf_config(1, free_ports(2))
     result = kedro(
         "run",
         "--params",

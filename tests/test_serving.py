@@ -264,11 +264,17 @@ def test_kedro_serve_logs_no_kedro_lines_per_request(kedro_server, test_images):
 def test_kedro_serve_workers_each_load_the_model_once(
     trained_project, test_images, tmp_path
 ):
-    """`--workers 2`: two processes answer, and each loaded the model once."""
+    """`--workers 2`: two processes answer, and each loaded the model once.
+
+    Started from a subfolder with MLFLOW_TRACKING_URI set empty (the project's
+    "unset"): the workers must use the project's store, not MLflow's default, a new
+    database in the working directory.
+    """
     server = start_server(
         [sys.executable, "-m", "kedro", "serve", "--workers", "2"],
-        cwd=trained_project.path,
+        cwd=trained_project.path / "notebooks",
         log=tmp_path / "server.log",
+        MLFLOW_TRACKING_URI="",
     )
     try:
         body = records(*test_images["base64"].tolist()[:4])
@@ -288,6 +294,7 @@ def test_kedro_serve_workers_each_load_the_model_once(
         stop_server(server)
     assert len(answered) == 2, f"only worker(s) {answered} answered"
     assert sorted(loads) == sorted(answered), server.log.read_text()[-3000:]
+    assert not (trained_project.path / "notebooks" / "mlflow.db").exists()
 
 
 # --- the model in a notebook or script ------------------------------------------------
