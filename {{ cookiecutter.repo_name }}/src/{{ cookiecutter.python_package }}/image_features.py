@@ -89,13 +89,13 @@ def file_reader(load: ImageLoader) -> Callable[[], bytes]:
     return read
 
 
+@dataclass(frozen=True)
 class ArrayLoader:
     """Reads one stored uint8 array when called; knows its shape without reading it."""
 
-    def __init__(
-        self, fs: fsspec.AbstractFileSystem, location: str, shape: tuple[int, ...]
-    ) -> None:
-        self.fs, self.location, self.shape = fs, location, shape
+    fs: fsspec.AbstractFileSystem
+    location: str
+    shape: tuple[int, ...]
 
     def __call__(self) -> np.ndarray:
         return array_from_bytes(self.fs.cat_file(self.location), self.shape)
