@@ -351,6 +351,27 @@ def test_a_bad_parameter_stops_the_cli_in_one_line(project_copy):
     assert run_statuses(client, PACKAGE) == ["FINISHED"]
 
 
+def test_a_partial_run_at_another_image_size_says_to_rebuild_the_arrays(project_copy):
+    """Training on image_arrays stored at the default 32 px with `image.size=64`: one
+    line naming the parameter and the command that rebuilds them, no TensorFlow error."""
+    result = kedro_one_line_logs(
+        "run",
+        "--from-nodes",
+        "train_classifier",
+        "--params",
+        "image.size=64",
+        cwd=project_copy,
+        expect_success=False,
+    )
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: image.size 64 does not match the stored image_arrays (32x32x3): "
+        "run `kedro run` to rebuild them"
+    )
+    assert "Traceback" not in result.stdout + result.stderr
+    client = mlflow.MlflowClient(project_tracking_uri(project_copy))
+    assert registered_versions(client, PACKAGE) == [1]
+
+
 @pytest.mark.parametrize(
     "part",
     [["--from-nodes", "predict_test_images"], ["--to-nodes", "split_images"]],
