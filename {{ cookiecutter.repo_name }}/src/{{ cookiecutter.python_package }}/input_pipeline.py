@@ -9,6 +9,7 @@ import tensorflow as tf
 from PIL import Image
 
 from {{ cookiecutter.python_package }}.image_features import (
+    check_stored_shape,
     from_uint8,
 )
 from {{ cookiecutter.python_package }}.preprocessing import (
@@ -42,6 +43,8 @@ def image_batches(
     shape = (size, size, channels)
     if loaders and _gives_arrays(loaders[0]):
         # The image_arrays dataset: preprocessed once already, read back per batch.
+        check_stored_shape(loaders, size, channels)
+
         def load(indices: np.ndarray) -> np.ndarray:
             return from_uint8(np.stack([loaders[i]() for i in indices]))
 
