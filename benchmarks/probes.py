@@ -72,7 +72,7 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
     batch_size = parameters["train_classifier"]["batch_size"]
     seed = parameters["train_classifier"]["seed"]
     class_names = sorted({p.split("/")[0] for p in partitions})
-    project_batches = input_pipeline.image_batches(
+    project_batches = input_pipeline.array_batches(
         loaders=[arrays[p] for p in partitions],
         labels=[class_names.index(p.split("/")[0]) for p in partitions],
         size=image["size"],

@@ -17,6 +17,7 @@ from {{ cookiecutter.python_package }}.image_features import (
     file_reader,
 )
 from {{ cookiecutter.python_package }}.input_pipeline import (
+    array_batches,
     image_batches,
 )
 from {{ cookiecutter.python_package }}.preprocessing import (
@@ -119,7 +120,7 @@ def test_a_changed_image_or_parameter_rebuilds_only_what_changed(
 
 
 def test_training_batches_from_arrays_equal_streaming_from_the_files(tmp_path, images):
-    """image_batches gives the same batches from image_arrays as from raw_images."""
+    """array_batches from image_arrays give the batches image_batches streams."""
     dataset = ImageArrayDataset(path=str(tmp_path / "arrays"))
     dataset.save(_counted_plan(images["loaders"], Counter()))
     stored = dataset.load()
@@ -132,7 +133,7 @@ def test_training_batches_from_arrays_equal_streaming_from_the_files(tmp_path, i
         "shuffle_seed": 5,
     }
     streamed = image_batches([images["loaders"][p] for p in partitions], **arguments)
-    from_arrays = image_batches([stored[p] for p in partitions], **arguments)
+    from_arrays = array_batches([stored[p] for p in partitions], **arguments)
     for (streamed_x, streamed_y), (array_x, array_y) in zip(
         streamed.as_numpy_iterator(), from_arrays.as_numpy_iterator(), strict=True
     ):
