@@ -12,6 +12,9 @@
 - ``faces``: scikit-image's ``lfw_subset``: 100 faces of Labeled Faces in the Wild and
   100 non-face patches of photographs, 25 x 25 grayscale, PNG. Real subjects with an
   up and a down (a vertical flip changes what a face looks like). Always 200 images.
+- ``digits``: scikit-learn's ``load_digits``: 1797 handwritten digits, 8 x 8 grayscale
+  (16 grey levels scaled to 0-255, not upscaled), one folder per digit ``0`` to ``9``,
+  PNG. A flip turns a 6 into a 9. Always 1797 images.
 
 Every builder is deterministic: the same arguments write the same files.
 """
@@ -103,10 +106,30 @@ def faces(
     )
 
 
+def digits(
+    folder: Path, images: int | None = None, pixels: int | None = None
+) -> Dataset:
+    """scikit-learn's 1797 handwritten digits: ``0/`` to ``9/``, 8 px.
+
+    ``images`` and ``pixels`` are ignored: the set is what scikit-learn ships.
+    """
+    from sklearn.datasets import load_digits  # noqa: PLC0415
+
+    bunch = load_digits()  # 16 grey levels: 0 (background) to 16
+    for k, (image, label) in enumerate(zip(bunch.images, bunch.target, strict=True)):
+        target = folder / str(label)
+        target.mkdir(parents=True, exist_ok=True)
+        pixels_u8 = np.round(image * 255 / 16).astype(np.uint8)
+        Image.fromarray(pixels_u8).save(target / f"{k:04d}.png")
+    classes = tuple(str(label) for label in bunch.target_names)
+    return Dataset("digits", folder, classes, len(bunch.images), bunch.images.shape[1])
+
+
 BUILDERS: dict[str, Callable[..., Dataset]] = {
     "shapes": shapes,
     "textures": textures,
     "faces": faces,
+    "digits": digits,
 }
 REAL_PHOTOS = ("textures", "faces")
 

@@ -39,7 +39,7 @@ SHARED = {
     "images": Option("images per dataset, in 3 classes (faces: always 200)", 600, 30),
     "pixels": Option("side in pixels of the drawn shapes", 128, 48),
     "image_size": Option(
-        "the project's image_size answer (side the network sees)", 64, 32
+        "the project's image_size answer (side the network sees)", 32, 32
     ),
     "repeats": Option("rounds of each comparison, both sides alternately", 3, 1),
 }

@@ -25,7 +25,7 @@ mkdir -p build/demo
 cat > build/demo/answers.yml <<ANSWERS
 output_dir: $repo/build/demo
 project_name: Shapes Demo
-image_size: "64"
+image_size: "32"
 example_data: "yes"
 tracking_uri: local
 kedro_viz: "no"

@@ -63,6 +63,7 @@ def test_each_comparison_is_one_module_with_its_row_number_and_key():
         ("shapes", {"circle", "square", "triangle"}, 30, 48),
         ("textures", {"brick", "grass", "gravel"}, 300, 512 // 10),
         ("faces", {"face", "non_face"}, 200, 25),
+        ("digits", {str(digit) for digit in range(10)}, 1797, 8),
     ],
 )
 def test_datasets_are_class_folders_of_real_image_files(

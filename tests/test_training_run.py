@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
@@ -293,11 +294,14 @@ def test_failed_run_is_marked_failed_and_registers_nothing(project_copy):
     assert registered_versions(client, PACKAGE) == [1]
 
 
-def test_interrupted_run_is_marked_killed_and_registers_nothing(project_copy):
-    """SIGTERM during training (how orchestrators stop jobs) leaves a KILLED run."""
+def sigterm_kedro_run(
+    project: Path, *args: str, after: str, then: Callable[[], None] = lambda: None
+) -> subprocess.CompletedProcess[str]:
+    """`kedro run ARGS`, sent SIGTERM once a line of its output contains ``after`` and
+    ``then`` has returned: its exit status and the rest of its output."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "kedro", "run"],
-        cwd=project_copy,
+        [sys.executable, "-m", "kedro", "run", *args],
+        cwd=project,
         env=command_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -305,13 +309,20 @@ def test_interrupted_run_is_marked_killed_and_registers_nothing(project_copy):
     )
     try:
         for line in process.stdout:
-            if line.startswith("Epoch 2/"):
+            if after in line:
                 break
+        then()
         process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=120)
+        rest, _ = process.communicate(timeout=120)
     finally:
         process.kill()
-    assert process.returncode == 128 + signal.SIGTERM
+    return subprocess.CompletedProcess(process.args, process.returncode, rest)
+
+
+def test_interrupted_run_is_marked_killed_and_registers_nothing(project_copy):
+    """SIGTERM during training (how orchestrators stop jobs) leaves a KILLED run."""
+    result = sigterm_kedro_run(project_copy, after="Epoch 2/")
+    assert result.returncode == 128 + signal.SIGTERM, result.stdout[-3000:]
 
     client = mlflow.MlflowClient(project_tracking_uri(project_copy))
     assert run_statuses(client, PACKAGE) == ["FINISHED", "KILLED"]
@@ -338,6 +349,27 @@ def test_a_bad_parameter_stops_the_cli_in_one_line(project_copy):
     assert "Traceback" not in result.stdout + result.stderr
     client = mlflow.MlflowClient(project_tracking_uri(project_copy))
     assert run_statuses(client, PACKAGE) == ["FINISHED"]
+
+
+def test_a_partial_run_at_another_image_size_says_to_rebuild_the_arrays(project_copy):
+    """Training on image_arrays stored at the default 32 px with `image.size=64`: one
+    line naming the parameter and the command that rebuilds them, no TensorFlow error."""
+    result = kedro_one_line_logs(
+        "run",
+        "--from-nodes",
+        "train_classifier",
+        "--params",
+        "image.size=64",
+        cwd=project_copy,
+        expect_success=False,
+    )
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: image.size 64 does not match the stored image_arrays (32x32x3): "
+        "run `kedro run` to rebuild them"
+    )
+    assert "Traceback" not in result.stdout + result.stderr
+    client = mlflow.MlflowClient(project_tracking_uri(project_copy))
+    assert registered_versions(client, PACKAGE) == [1]
 
 
 @pytest.mark.parametrize(
@@ -391,30 +423,27 @@ def test_sigterm_while_the_model_is_logged_leaves_no_pending_model(project_copy)
     """The signal lands while MLflow writes the model (PENDING): it ends FAILED."""
     client = mlflow.MlflowClient(project_tracking_uri(project_copy))
     experiment_id = client.get_experiment_by_name(PACKAGE).experiment_id
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kedro", "run", "--params", "train_classifier.epochs=1"],
-        cwd=project_copy,
-        env=command_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        for line in process.stdout:
-            if "Pipeline execution completed" in line:
-                break
+    statuses: list[str] = []
+
+    def wait_for_a_pending_model() -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            statuses = [m.status for m in client.search_logged_models([experiment_id])]
+            statuses[:] = [
+                m.status for m in client.search_logged_models([experiment_id])
+            ]
             if "PENDING" in statuses or statuses.count("READY") > 1:
-                break
+                return
             time.sleep(0.02)
-        process.send_signal(signal.SIGTERM)
-        rest, _ = process.communicate(timeout=120)
-    finally:
-        process.kill()
+
+    result = sigterm_kedro_run(
+        project_copy,
+        "--params",
+        "train_classifier.epochs=1",
+        after="Pipeline execution completed",
+        then=wait_for_a_pending_model,
+    )
     assert "PENDING" in statuses, f"the model was logged before the signal: {statuses}"
-    assert process.returncode == 128 + signal.SIGTERM, rest[-3000:]
+    assert result.returncode == 128 + signal.SIGTERM, result.stdout[-3000:]
     statuses = sorted(m.status for m in client.search_logged_models([experiment_id]))
     assert statuses == ["FAILED", "READY"]
     assert run_statuses(client, PACKAGE) == ["FINISHED", "KILLED"]

@@ -6,6 +6,7 @@ import logging
 from collections import Counter
 from pathlib import Path
 
+import fsspec
 import numpy as np
 import pytest
 from kedro.io import DatasetError
@@ -19,6 +20,9 @@ from {{ cookiecutter.python_package }}.image_features import (
 from {{ cookiecutter.python_package }}.input_pipeline import (
     array_batches,
     image_batches,
+)
+from {{ cookiecutter.python_package }}.parameter_checks import (
+    ParameterError,
 )
 from {{ cookiecutter.python_package }}.preprocessing import (
     preprocess,
@@ -144,3 +148,66 @@ def test_training_batches_from_arrays_equal_streaming_from_the_files(tmp_path, i
 def test_a_loader_that_is_not_a_file_dataset_is_named() -> None:
     with pytest.raises(DatasetError, match="raw_images must be a PartitionedDataset"):
         file_reader(lambda: Image.new("RGB", (4, 4)))
+
+
+@pytest.mark.parametrize(
+    ("size", "channels", "culprit"),
+    [(SIZE + 4, CHANNELS, f"image.size {SIZE + 4}"), (SIZE, 1, "image.channels 1")],
+    ids=["size", "channels"],
+)
+def test_arrays_of_other_image_parameters_are_refused_in_one_line(
+    tmp_path, images, size, channels, culprit
+):
+    """Batches asked at another size or colour mode than the stored arrays name the
+    parameter and the command that rebuilds them, before any TensorFlow shape error."""
+    dataset = ImageArrayDataset(path=str(tmp_path / "arrays"))
+    dataset.save(_counted_plan(images["loaders"], Counter()))
+    stored = dataset.load()
+    with pytest.raises(ParameterError) as raised:
+        array_batches(
+            list(stored.values()),
+            labels=[0] * len(stored),
+            size=size,
+            channels=channels,
+            batch_size=4,
+        )
+    assert str(raised.value) == (
+        f"{culprit} does not match the stored image_arrays "
+        f"({SIZE}x{SIZE}x{CHANNELS}): run `kedro run` to rebuild them"
+    )
+
+
+@pytest.fixture
+def memory_filesystem():
+    """fsspec's in-memory filesystem, emptied after the test."""
+    filesystem = fsspec.filesystem("memory")
+    yield filesystem
+    filesystem.store.clear()
+    filesystem.pseudo_dirs[:] = [""]
+
+
+def test_arrays_live_on_any_fsspec_filesystem(
+    tmp_path, images, memory_filesystem, monkeypatch, caplog
+):
+    """An fsspec URL stores the arrays on that filesystem, reused as on a local disk,
+    and writes nothing to a local folder named after the protocol."""
+    monkeypatch.chdir(tmp_path)
+    dataset = ImageArrayDataset(path="memory:///bucket/arrays")
+    reads: Counter = Counter()
+    dataset.save(_counted_plan(images["loaders"], reads))
+    assert not (tmp_path / "memory:").exists()
+    assert dataset.exists()
+    stored_files = memory_filesystem.find("/bucket/arrays")
+    assert "/bucket/arrays/manifest.json" in stored_files
+    assert len([f for f in stored_files if f.endswith(".npy")]) == IMAGES
+    for partition, load in dataset.load().items():
+        expected = preprocess(images["loaders"][partition](), SIZE, CHANNELS)
+        np.testing.assert_array_equal(np.asarray(load(), np.float32) / 255.0, expected)
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        ImageArrayDataset(path="memory:///bucket/arrays").save(
+            _counted_plan(images["loaders"], reads)
+        )
+    assert _preprocessed_count(caplog) == 0
+    assert set(reads.values()) == {2}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from {{ cookiecutter.python_package }}.image_features import (
+    ArrayLoader,
+)
 from {{ cookiecutter.python_package }}.input_pipeline import (
     array_batches,
     image_batches,
@@ -42,6 +45,17 @@ def test_every_image_comes_once_per_epoch(loaders: list) -> None:
     assert sorted(labels) == list(range(9))
 
 
+@dataclass(frozen=True)
+class CountedLoader(ArrayLoader):
+    """A stored array's loader that counts its reads."""
+
+    reads: Counter[str] = field(default_factory=Counter)
+
+    def __call__(self) -> np.ndarray:
+        self.reads[self.location] += 1
+        return super().__call__()
+
+
 def test_stored_arrays_are_read_only_as_batches_are(
     tmp_path: Path, make_image_folder, load_image_arrays, parameters: dict[str, Any]
 ) -> None:
@@ -51,16 +65,12 @@ def test_stored_arrays_are_read_only_as_batches_are(
     folder = make_image_folder(tmp_path / "images", {"a": 5, "b": 4})
     arrays = load_image_arrays(folder, tmp_path / "arrays", image)
     reads: Counter[str] = Counter()
-
-    def counted(partition: str) -> Callable[[], np.ndarray]:
-        def load() -> np.ndarray:
-            reads[partition] += 1
-            return arrays[partition]()
-
-        return load
-
+    loaders = [
+        CountedLoader(a.fs, a.location, a.shape, reads)
+        for a in (arrays[p] for p in sorted(arrays))
+    ]
     batches = array_batches(
-        [counted(p) for p in sorted(arrays)],
+        loaders,
         list(range(9)),
         size=image["size"],
         channels=image["channels"],
@@ -68,6 +78,6 @@ def test_stored_arrays_are_read_only_as_batches_are(
     )
     assert not reads
     images, _ = _all_batches(batches)
-    assert reads == dict.fromkeys(arrays, 1)
+    assert reads == {loader.location: 1 for loader in loaders}
     assert images.dtype == np.float32
     assert 0.0 <= images.min() <= images.max() <= 1.0

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from kedro.io import DataCatalog
 from kedro.pipeline import Node, Pipeline
+from kedro_mlflow.pipeline.pipeline_ml import PipelineML
 
 from {{ cookiecutter.python_package }}.hooks import (
     ParameterCheckHooks,
@@ -138,3 +139,32 @@ def test_the_hook_checks_what_the_pipeline_reads(
     with pytest.raises(ParameterError, match="train_classifier.batch_size must be"):
         ParameterCheckHooks().before_pipeline_run(pipeline, catalog)
     assert ran == []
+
+
+def test_the_hook_checks_the_parameters_baked_into_the_logged_model(
+    project_parameters: dict[str, Any],
+) -> None:
+    """The inference pipeline's parameters (request limits) travel with the model: a
+    bad one is refused before training, not found out on the first request."""
+    training = Pipeline(
+        [Node(func=lambda: 1, inputs=None, outputs="classifier", name="train")]
+    )
+    inference = Pipeline(
+        [
+            Node(
+                func=lambda images, model, limits: images,
+                inputs=["images_to_score", "classifier", "params:preprocess_payload"],
+                outputs="predictions",
+                name="predict",
+            )
+        ]
+    )
+    pipeline = PipelineML(
+        nodes=training.nodes, inference=inference, input_name="images_to_score"
+    )
+    catalog = DataCatalog()
+    catalog["parameters"] = with_value(
+        project_parameters, "preprocess_payload.max_images", 0
+    )
+    with pytest.raises(ParameterError, match="preprocess_payload.max_images must be"):
+        ParameterCheckHooks().before_pipeline_run(pipeline, catalog)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,11 +24,15 @@ from {{ cookiecutter.python_package }}.pipeline_registry import (
 )
 from {{ cookiecutter.python_package }}.registration import (
     CHAMPION,
+    MissingLoggedModelError,
     RegisteredModelDataset,
     RegistryLookupError,
+    TrainedModel,
     chance_minimum,
+    find_logged_model,
     gate_refusal,
     move_champion,
+    register,
     served_version,
 )
 
@@ -171,6 +176,78 @@ def test_an_interrupted_log_leaves_no_pending_model(
         )
         fail_pending_models(client, run)
     assert client.get_logged_model(pending.model_id).status == LoggedModelStatus.FAILED
+
+
+def test_a_run_without_its_logged_model_is_one_clear_error(
+    client: mlflow.MlflowClient,
+) -> None:
+    """Not max()'s bare ValueError: the run, the model's name and where it was sought."""
+    with mlflow.start_run() as run:
+        mlflow.initialize_logged_model(name="another_model")
+    with pytest.raises(MissingLoggedModelError) as error:
+        find_logged_model(client, client.get_run(run.info.run_id), NAME)
+    message = str(error.value)
+    assert f"Run {run.info.run_id} trained the model but logged no model named" in (
+        message
+    )
+    assert f"'{NAME}'" in message
+    assert "\n" not in message
+
+
+def trained_model(
+    client: mlflow.MlflowClient, metrics: dict[str, float]
+) -> TrainedModel:
+    """A logged model of a run with these test metrics, as a training run leaves it."""
+    with mlflow.start_run() as run:
+        mlflow.log_metrics(metrics)
+        logged = mlflow.initialize_logged_model(name=NAME)
+    client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+    return TrainedModel(
+        run_id=run.info.run_id,
+        model_id=logged.model_id,
+        class_names=["a", "b", "c"],
+        image={"size": 32, "channels": 3},
+        backbone=None,
+        data_digest="d1",
+        test_digest="t1",
+    )
+
+
+TEST_METRICS = {
+    "test.accuracy": 0.9,
+    "test.balanced_accuracy": 0.85,
+    "test.f1_macro": 0.8,
+    "test.precision_macro": 0.7,
+}
+
+
+def test_registering_says_how_good_the_model_is_and_how_to_serve_it(
+    client: mlflow.MlflowClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What `kedro run` ends with: the test figures that matter, the model's URI and
+    the command that serves it."""
+    model = trained_model(client, TEST_METRICS)
+    with caplog.at_level(logging.INFO):
+        register(client, NAME, model, TEST_METRICS, GATE)
+    assert caplog.messages == [
+        f"Registered version 1 of '{NAME}' (models:/{NAME}/1): test accuracy 0.9000, "
+        "balanced accuracy 0.8500, macro-F1 0.8000",
+        f"'{CHAMPION}' now points to version 1 (models:/{NAME}@{CHAMPION}): "
+        "serve it with `kedro serve`",
+    ]
+
+
+def test_a_refused_model_still_shows_its_test_metrics(
+    client: mlflow.MlflowClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = trained_model(client, TEST_METRICS)
+    register(client, NAME, model, TEST_METRICS, GATE | {"minimum": 0.95})
+    [message] = caplog.messages
+    assert message.startswith(
+        f"The model is logged (models:/{model.model_id}; test accuracy 0.9000, "
+        f"balanced accuracy 0.8500, macro-F1 0.8000) but not registered as '{NAME}': "
+        "test.accuracy 0.9000 is below the minimum 0.9500"
+    )
 
 
 def test_output_schema_names_label_confidence_and_each_class() -> None:

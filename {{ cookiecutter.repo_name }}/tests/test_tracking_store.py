@@ -8,12 +8,16 @@ import textwrap
 import time
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import mlflow
 from kedro.config import OmegaConfigLoader
 from omegaconf import OmegaConf
 
 from {{ cookiecutter.python_package }} import settings
+from {{ cookiecutter.python_package }}.hooks import (
+    TrackingStoreHooks,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RESOLVER_NAMES = [*settings.RESOLVERS, "km.random_name"]
@@ -122,3 +126,15 @@ def test_first_runs_at_once_on_a_new_store(tmp_path, monkeypatch):
     experiments = mlflow.MlflowClient(store).search_experiments()
     names = [experiment.name for experiment in experiments]
     assert "{{ cookiecutter.python_package }}" in names
+
+
+def test_a_null_tracking_uri_is_left_to_kedro_mlflow(tmp_path, monkeypatch):
+    """mlflow_tracking_uri: null (kedro-mlflow then reads MLFLOW_TRACKING_URI) creates
+    no store and keeps MLflow's own artifact location."""
+    monkeypatch.chdir(tmp_path)
+    context = SimpleNamespace(
+        config_loader={"mlflow": {"server": {"mlflow_tracking_uri": None}}}
+    )
+    TrackingStoreHooks().after_context_created(context)
+    assert list(tmp_path.iterdir()) == []
+    assert settings.artifacts_beside(None) is None

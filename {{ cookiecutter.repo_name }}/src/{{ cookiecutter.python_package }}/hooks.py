@@ -21,7 +21,7 @@ from filelock import FileLock
 from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Pipeline
 from kedro_mlflow.pipeline.pipeline_ml import PipelineML
 from mlflow.entities import LoggedModelStatus, RunStatus
 
@@ -36,6 +36,7 @@ from {{ cookiecutter.python_package }}.pipeline_registry import (
 )
 from {{ cookiecutter.python_package }}.registration import (
     TrainedModel,
+    find_logged_model,
     link_metrics_to_model,
     register,
     registered_model_name,
@@ -55,9 +56,13 @@ class ParameterCheckHooks:
 
     @hook_impl(tryfirst=True)  # before kedro-mlflow opens a run
     def before_pipeline_run(self, pipeline: Pipeline, catalog: DataCatalog) -> None:
+        inputs = pipeline.inputs()
+        if isinstance(pipeline, PipelineML):
+            # The inference pipeline's parameters are baked into the logged model.
+            inputs |= pipeline.inference.inputs()
         used = {
             name.removeprefix("params:").split(".")[0]
-            for name in pipeline.inputs()
+            for name in inputs
             if name.startswith("params:")
         }
         check_parameters(catalog.load("parameters"), used)
@@ -81,11 +86,13 @@ class ModelRegistrationHooks:
     def __init__(self) -> None:
         self._pipeline: PipelineML | None = None
         self._outputs: dict[str, Any] = {}
+        self._trained = False
         self._run_id: str | None = None
 
     @hook_impl
     def before_pipeline_run(self, pipeline: Pipeline, catalog: DataCatalog) -> None:
         self._outputs = {}
+        self._trained = False
         self._pipeline = pipeline if isinstance(pipeline, PipelineML) else None
         active = mlflow.active_run()  # opened by kedro-mlflow's hook, called first
         self._run_id = active.info.run_id if active else None
@@ -93,16 +100,13 @@ class ModelRegistrationHooks:
             self._pipeline.log_model_kwargs["name"] = registered_model_name(catalog)
 
     @hook_impl
-    def after_node_run(
-        self, node: Node, catalog: DataCatalog, outputs: dict[str, Any]
-    ) -> None:
+    def after_node_run(self, outputs: dict[str, Any]) -> None:
         if self._pipeline is None:
             return
         for name in ("class_names", "training_history", "image_index", "test_split"):
             if name in outputs:
                 self._outputs[name] = outputs[name]
-        if TRAINED_MODEL in outputs:
-            self._outputs[TRAINED_MODEL] = node.name
+        self._trained = self._trained or TRAINED_MODEL in outputs
         kwargs = self._pipeline.log_model_kwargs
         if "class_names" in outputs:
             kwargs["signature"] = model_signature(outputs["class_names"])
@@ -115,23 +119,14 @@ class ModelRegistrationHooks:
     def after_pipeline_run(self, catalog: DataCatalog) -> None:
         if self._pipeline is None or self._run_id is None:
             return
-        if TRAINED_MODEL not in self._outputs:
+        if not self._trained:
             logger.warning("Nothing registered: this run did not train the model")
             return
         client = mlflow.MlflowClient()
         run = client.get_run(self._run_id)
         name = registered_model_name(catalog)
-        logged = max(  # the model kedro-mlflow logged, named in before_pipeline_run
-            (
-                model
-                for model in client.search_logged_models(
-                    experiment_ids=[run.info.experiment_id],
-                    filter_string=f"source_run_id = '{self._run_id}'",
-                )
-                if model.name == name
-            ),
-            key=lambda model: model.creation_timestamp,
-        )
+        # The model kedro-mlflow logged, named in before_pipeline_run.
+        logged = find_logged_model(client, run, name)
         parameters = catalog.load("parameters")
         model = TrainedModel(
             run_id=self._run_id,
@@ -216,7 +211,8 @@ class TrackingStoreHooks:
     def after_context_created(self, context: KedroContext) -> None:
         config = context.config_loader["mlflow"]
         tracking_uri = config["server"]["mlflow_tracking_uri"]
-        if tracking_uri.startswith(SQLITE_PREFIX):
+        # null: kedro-mlflow reads MLFLOW_TRACKING_URI, else MLflow's default store.
+        if tracking_uri and tracking_uri.startswith(SQLITE_PREFIX):
             experiment = config.get("tracking", {}).get("experiment", {})
             create_sqlite_store(tracking_uri, experiment)
 

@@ -14,6 +14,7 @@ import tensorflow as tf
 from {{ cookiecutter.python_package }}.image_features import (
     ArrayLoader,
     ImageLoader,
+    check_stored_shape,
     from_uint8,
 )
 from {{ cookiecutter.python_package }}.preprocessing import (
@@ -30,6 +31,7 @@ def array_batches(
     shuffle_seed: int | None = None,
 ) -> tf.data.Dataset:
     """Batches of (images, labels) from stored uint8 arrays, read back as float32."""
+    check_stored_shape(loaders, size, channels)
 
     def load(indices: np.ndarray) -> np.ndarray:
         return from_uint8(np.stack([loaders[i]() for i in indices]))

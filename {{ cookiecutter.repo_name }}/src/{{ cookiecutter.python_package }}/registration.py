@@ -16,7 +16,7 @@ from typing import Any
 import mlflow
 from kedro.io import AbstractDataset, DataCatalog, DatasetError
 from mlflow import MlflowClient
-from mlflow.entities import Metric
+from mlflow.entities import LoggedModel, Metric, Run
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
@@ -27,8 +27,20 @@ REGISTERED_MODEL_ENTRY = "registered_model"  # the catalog entry that names the 
 SMALL_CNN = "small_cnn"  # the backbone tag of the project's own network
 
 
+# The test metrics a run's last lines report, and how they read there.
+REPORTED_METRICS = {
+    "test.accuracy": "accuracy",
+    "test.balanced_accuracy": "balanced accuracy",
+    "test.f1_macro": "macro-F1",
+}
+
+
 class RegistryLookupError(LookupError):
     """No registered version matches what was asked; the message says what to do."""
+
+
+class MissingLoggedModelError(LookupError):
+    """The run trained a model but MLflow holds no logged model of it."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,35 @@ def version_tags(model: TrainedModel) -> dict[str, str]:
     return tags
 
 
+def find_logged_model(client: MlflowClient, run: Run, name: str) -> LoggedModel:
+    """The latest model named ``name`` that ``run`` logged; raises if there is none."""
+    logged = [
+        model
+        for model in client.search_logged_models(
+            experiment_ids=[run.info.experiment_id],
+            filter_string=f"source_run_id = '{run.info.run_id}'",
+        )
+        if model.name == name
+    ]
+    if not logged:
+        raise MissingLoggedModelError(
+            f"Run {run.info.run_id} trained the model but logged no model named "
+            f"'{name}' in {mlflow.get_tracking_uri()}: nothing is registered "
+            "(kedro-mlflow's messages above say why)"
+        )
+    return max(logged, key=lambda model: model.creation_timestamp)
+
+
+def metrics_summary(metrics: dict[str, float]) -> str:
+    """The test metrics that say how good the model is, in one phrase."""
+    figures = [
+        f"{label} {metrics[key]:.4f}"
+        for key, label in REPORTED_METRICS.items()
+        if key in metrics
+    ]
+    return f"test {', '.join(figures)}" if figures else "no test metrics"
+
+
 def link_metrics_to_model(
     client: MlflowClient, model: TrainedModel, metrics: dict[str, float]
 ) -> None:
@@ -139,8 +180,9 @@ def register(
     refusal = gate_refusal(metrics, len(model.class_names), params)
     if refusal:
         logger.warning(
-            "The model is logged (models:/%s) but not registered as '%s': %s",
+            "The model is logged (models:/%s; %s) but not registered as '%s': %s",
             model.model_id,
+            metrics_summary(metrics),
             name,
             refusal,
         )
@@ -160,7 +202,14 @@ def register(
         description=text,
         model_id=model.model_id,
     )
-    logger.info("Registered the model as version %s of '%s'", version.version, name)
+    logger.info(
+        "Registered version %s of '%s' (models:/%s/%s): %s",
+        version.version,
+        name,
+        name,
+        version.version,
+        metrics_summary(metrics),
+    )
     move_champion(client, name, version, metrics[params["metric"]], params["metric"])
     return version
 
@@ -216,7 +265,13 @@ def move_champion(
             )
             return
     client.set_registered_model_alias(name, CHAMPION, new.version)
-    logger.info("'%s' now points to version %s of '%s'", CHAMPION, new.version, name)
+    logger.info(
+        "'%s' now points to version %s (models:/%s@%s): serve it with `kedro serve`",
+        CHAMPION,
+        new.version,
+        name,
+        CHAMPION,
+    )
 
 
 def served_version(

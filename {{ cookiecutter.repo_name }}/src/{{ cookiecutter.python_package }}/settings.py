@@ -29,9 +29,9 @@ def env_or_default(name: str, default: str) -> str:
     return os.environ.get(name) or default
 
 
-def artifacts_beside(tracking_uri: str) -> str | None:
+def artifacts_beside(tracking_uri: str | None) -> str | None:
     """Keep artifacts next to a SQLite tracking database; a server chooses its own."""
-    if tracking_uri.startswith(SQLITE_PREFIX):
+    if tracking_uri and tracking_uri.startswith(SQLITE_PREFIX):
         # SQLite reads a relative path from the working directory: so do we.
         database = Path(tracking_uri.removeprefix(SQLITE_PREFIX)).resolve()
         return (database.parent / "mlartifacts").as_uri()

@@ -203,12 +203,23 @@ def test_a_model_failure_is_not_blamed_on_the_files(
 
 
 def test_a_folder_without_images_is_refused(
-    tmp_path: Path, model: FakeModel, options: dict[str, Any]
+    tmp_path: Path, load_folder: Callable, model: FakeModel, options: dict[str, Any]
 ) -> None:
     """Hidden files only: the message says where the images should go."""
-    partitions = {".gitkeep": bytes, "sub/.DS_Store": bytes}
+    (tmp_path / "sub").mkdir()
+    (tmp_path / ".gitkeep").touch()
+    (tmp_path / "sub" / ".DS_Store").write_bytes(b"\0\1")
     with pytest.raises(ValueError, match="data/01_raw/new_images/"):
-        predict_images(partitions, model, options)
+        predict_images(load_folder(tmp_path), model, options)
+
+
+def test_the_node_classifies_every_file_the_catalog_entry_gives(
+    folder: Path, model: FakeModel, options: dict[str, Any]
+) -> None:
+    """Which names count as hidden is decided once, by the catalog entry's dataset."""
+    image = (folder / "a.png").read_bytes()
+    predictions = predict_images({".a.png": lambda: image}, model, options)
+    assert predictions["file"].tolist() == [".a.png"]
 
 
 def test_a_symlinked_folder_is_followed_and_a_loop_skipped(

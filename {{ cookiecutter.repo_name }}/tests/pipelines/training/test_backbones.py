@@ -211,8 +211,7 @@ def test_a_worse_fine_tuning_keeps_the_first_phase_weights(
         {REGISTERED_MODEL_ENTRY: RegisteredModelDataset(model_name="m")}
     )
     hooks.before_pipeline_run(pipeline, catalog)
-    node = pipeline.nodes[0]  # the node that outputs the training history
-    hooks.after_node_run(node, catalog, {"training_history": history})
+    hooks.after_node_run(outputs={"training_history": history})
     assert pipeline.log_model_kwargs["step"] == 1  # epoch 0, logged at step 1
 
 

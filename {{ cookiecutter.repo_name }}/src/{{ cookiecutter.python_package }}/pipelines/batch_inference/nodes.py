@@ -10,7 +10,6 @@ from typing import Any
 import pandas as pd
 
 from {{ cookiecutter.python_package }}.image_folders import (
-    is_hidden,
     skip_or_fail,
 )
 from {{ cookiecutter.python_package }}.payload import (
@@ -34,11 +33,11 @@ def predict_images(
 ) -> pd.DataFrame:
     """One row per file: its label, confidence and class probabilities, or its error.
 
-    ``new_images`` maps each file's path in the folder to a loader of its bytes.
-    Hidden files (.gitkeep, .DS_Store) are left out (image_folders.py). The model is
-    called on ``batch_size`` files at a time, with a request a client could send.
+    ``new_images`` maps each file's path in the folder to a loader of its bytes. The
+    model is called on ``batch_size`` files at a time, with a request a client could
+    send.
     """
-    files = sorted(name for name in new_images if not is_hidden(name))
+    files = sorted(new_images)
     if not files:
         raise ValueError(
             "The folder of the 'new_images' catalog entry holds no image files: "
