@@ -40,7 +40,7 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
 
     The project side is built as `kedro run` builds it: the features node stores
     each image of the project's raw_images once in the image_arrays dataset (timed:
-    ``cache_seconds``), and ``input_pipeline.image_batches`` streams those arrays,
+    ``cache_seconds``), and ``input_pipeline.array_batches`` streams those arrays,
     shuffled, in training batches, as the training node does.
     """
     import keras  # noqa: PLC0415
