@@ -40,7 +40,7 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
 
     The project side is built as `kedro run` builds it: the features node stores
     each image of the project's raw_images once in the image_arrays dataset (timed:
-    ``cache_seconds``), and ``input_pipeline.image_batches`` streams those arrays,
+    ``cache_seconds``), and ``input_pipeline.array_batches`` streams those arrays,
     shuffled, in training batches, as the training node does.
     """
     import keras  # noqa: PLC0415
@@ -72,7 +72,7 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
     batch_size = parameters["train_classifier"]["batch_size"]
     seed = parameters["train_classifier"]["seed"]
     class_names = sorted({p.split("/")[0] for p in partitions})
-    project_batches = input_pipeline.image_batches(
+    project_batches = input_pipeline.array_batches(
         loaders=[arrays[p] for p in partitions],
         labels=[class_names.index(p.split("/")[0]) for p in partitions],
         size=image["size"],

@@ -97,6 +97,7 @@ src/image_classifier/preprocessing.py
 src/image_classifier/registration.py
 src/image_classifier/serving.py
 src/image_classifier/settings.py
+src/image_classifier/training_history.py
 tests/__init__.py
 tests/conftest.py
 tests/pipelines/__init__.py

@@ -12,18 +12,27 @@ from typing import Any
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from PIL import Image, ImageDraw
 
+from {{ cookiecutter.python_package }}.image_features import (
+    ArrayLoader,
+    ImageArrayDataset,
+)
 from {{ cookiecutter.python_package }}.image_folders import (
     ImageFolderDataset,
+)
+from {{ cookiecutter.python_package }}.pipelines.features.nodes import (
+    preprocess_images,
 )
 
 CONF_BASE = Path(__file__).resolve().parents[1] / "conf" / "base"
 
 ImageFolderFactory = Callable[[Path, Mapping[str, int]], Path]
 PartitionLoader = Callable[[Path], dict[str, Callable[[], Image.Image]]]
+ArrayFolderLoader = Callable[[Path, Path, Mapping[str, int]], dict[str, ArrayLoader]]
 
 
 def draw_shape(class_index: int, image_index: int, size: int = 24) -> Image.Image:
@@ -94,6 +103,23 @@ def load_partitions() -> PartitionLoader:
 
     def load(path: Path) -> dict[str, Callable[[], Image.Image]]:
         return ImageFolderDataset(path=str(path), dataset="pillow.ImageDataset").load()
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def load_image_arrays(load_partitions: PartitionLoader) -> ArrayFolderLoader:
+    """A raw images folder preprocessed into an ``image_arrays`` folder, as the features
+    pipeline does; loaded as training reads it."""
+
+    def load(
+        images: Path, arrays: Path, image: Mapping[str, int]
+    ) -> dict[str, ArrayLoader]:
+        raw_images = load_partitions(images)
+        index = pd.DataFrame({"partition": sorted(raw_images)})
+        dataset = ImageArrayDataset(path=str(arrays))
+        dataset.save(preprocess_images(raw_images, index, dict(image)))
+        return dataset.load()
 
     return load
 

@@ -10,24 +10,26 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from {{ cookiecutter.python_package }}.image_features import (
+    from_uint8,
+)
 from {{ cookiecutter.python_package }}.pipelines.training.nodes import (
     train_classifier,
-)
-from {{ cookiecutter.python_package }}.preprocessing import (
-    preprocess,
 )
 
 
 @pytest.fixture
-def shapes(tmp_path: Path, make_image_folder, load_partitions) -> dict[str, Any]:
-    """A real image folder of 3 classes, split into train and validation tables."""
+def shapes(
+    tmp_path: Path, make_image_folder, load_image_arrays, parameters: dict[str, Any]
+) -> dict[str, Any]:
+    """The stored arrays of 3 classes of real images, split into train and validation."""
     folder = make_image_folder(tmp_path / "images", {"a": 8, "b": 8, "c": 8})
-    partitions = load_partitions(folder)
+    arrays = load_image_arrays(folder, tmp_path / "arrays", parameters["image"])
     index = pd.DataFrame(
-        {"partition": sorted(partitions), "label": [p[0] for p in sorted(partitions)]}
+        {"partition": sorted(arrays), "label": [p[0] for p in sorted(arrays)]}
     )
     return {
-        "raw_images": partitions,
+        "image_arrays": arrays,
         "train_split": index.iloc[::2].reset_index(drop=True),
         "validation_split": index.iloc[1::2].reset_index(drop=True),
         "class_names": ["a", "b", "c"],
@@ -40,12 +42,14 @@ def _train(shapes: dict[str, Any], parameters: dict[str, Any], **switches: bool)
     return train_classifier(**shapes, image=parameters["image"], params=params)
 
 
-def _validation_images(shapes: dict[str, Any], size: int) -> np.ndarray:
-    return np.stack(
-        [
-            preprocess(shapes["raw_images"][p](), size, 3)
-            for p in shapes["validation_split"]["partition"]
-        ]
+def _validation_images(shapes: dict[str, Any]) -> np.ndarray:
+    return from_uint8(
+        np.stack(
+            [
+                shapes["image_arrays"][p]()
+                for p in shapes["validation_split"]["partition"]
+            ]
+        )
     )
 
 
@@ -65,7 +69,6 @@ def test_switch_trains_a_float32_model_close_to_the_default(
 ) -> None:
     """Same seed, same data: the switched model trains (finite, falling loss), outputs
     float32 probabilities, and predicts close to the model trained without it."""
-    size = parameters["image"]["size"]
     parameters["train_classifier"]["epochs"] = 3
     reference, _ = _train(shapes, parameters)
     model, history = _train(shapes, parameters, **switches)
@@ -74,7 +77,7 @@ def test_switch_trains_a_float32_model_close_to_the_default(
     assert history["loss"][-1] < history["loss"][0]
     assert model.output.dtype == "float32"
     assert model.jit_compile is switches.get("jit_compile", False)
-    images = _validation_images(shapes, size)
+    images = _validation_images(shapes)
     probabilities = model.predict_on_batch(images)
     assert probabilities.dtype == np.float32
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-3)
@@ -85,12 +88,3 @@ def test_switch_trains_a_float32_model_close_to_the_default(
         assert "mixed_float16" in policies
         assert model.layers[-1].dtype_policy.name == "float32"
         assert keras.config.dtype_policy().name == "float32"  # restored after
-
-
-def test_switches_name_a_value_that_is_not_true_or_false(
-    shapes: dict[str, Any], parameters: dict[str, Any]
-) -> None:
-    with pytest.raises(ValueError, match="train_classifier.mixed_precision must be"):
-        _train(shapes, parameters, mixed_precision="yes")
-    with pytest.raises(ValueError, match="train_classifier.jit_compile must be"):
-        _train(shapes, parameters, jit_compile="auto")

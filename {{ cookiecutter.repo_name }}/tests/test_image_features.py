@@ -18,6 +18,7 @@ from {{ cookiecutter.python_package }}.image_features import (
     file_reader,
 )
 from {{ cookiecutter.python_package }}.input_pipeline import (
+    array_batches,
     image_batches,
 )
 from {{ cookiecutter.python_package }}.parameter_checks import (
@@ -123,7 +124,7 @@ def test_a_changed_image_or_parameter_rebuilds_only_what_changed(
 
 
 def test_training_batches_from_arrays_equal_streaming_from_the_files(tmp_path, images):
-    """image_batches gives the same batches from image_arrays as from raw_images."""
+    """array_batches from image_arrays give the batches image_batches streams."""
     dataset = ImageArrayDataset(path=str(tmp_path / "arrays"))
     dataset.save(_counted_plan(images["loaders"], Counter()))
     stored = dataset.load()
@@ -136,7 +137,7 @@ def test_training_batches_from_arrays_equal_streaming_from_the_files(tmp_path, i
         "shuffle_seed": 5,
     }
     streamed = image_batches([images["loaders"][p] for p in partitions], **arguments)
-    from_arrays = image_batches([stored[p] for p in partitions], **arguments)
+    from_arrays = array_batches([stored[p] for p in partitions], **arguments)
     for (streamed_x, streamed_y), (array_x, array_y) in zip(
         streamed.as_numpy_iterator(), from_arrays.as_numpy_iterator(), strict=True
     ):
@@ -163,7 +164,7 @@ def test_arrays_of_other_image_parameters_are_refused_in_one_line(
     dataset.save(_counted_plan(images["loaders"], Counter()))
     stored = dataset.load()
     with pytest.raises(ParameterError) as raised:
-        image_batches(
+        array_batches(
             list(stored.values()),
             labels=[0] * len(stored),
             size=size,

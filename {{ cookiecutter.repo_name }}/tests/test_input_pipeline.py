@@ -1,14 +1,21 @@
-"""The streaming training input: batches, shuffling and the on-disk cache."""
+"""The tf.data input: batches of stored arrays or of image files, shuffled by index."""
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from {{ cookiecutter.python_package }}.image_features import (
+    ArrayLoader,
+)
 from {{ cookiecutter.python_package }}.input_pipeline import (
+    array_batches,
     image_batches,
 )
 
@@ -36,3 +43,41 @@ def test_every_image_comes_once_per_epoch(loaders: list) -> None:
     _, labels = _all_batches(batches)
     assert sizes == [4, 4, 1]
     assert sorted(labels) == list(range(9))
+
+
+@dataclass(frozen=True)
+class CountedLoader(ArrayLoader):
+    """A stored array's loader that counts its reads."""
+
+    reads: Counter[str] = field(default_factory=Counter)
+
+    def __call__(self) -> np.ndarray:
+        self.reads[self.location] += 1
+        return super().__call__()
+
+
+def test_stored_arrays_are_read_only_as_batches_are(
+    tmp_path: Path, make_image_folder, load_image_arrays, parameters: dict[str, Any]
+) -> None:
+    """Building the input reads nothing (no loader is called to guess its kind); each
+    epoch reads every stored array once."""
+    image = parameters["image"]
+    folder = make_image_folder(tmp_path / "images", {"a": 5, "b": 4})
+    arrays = load_image_arrays(folder, tmp_path / "arrays", image)
+    reads: Counter[str] = Counter()
+    loaders = [
+        CountedLoader(a.fs, a.location, a.shape, reads)
+        for a in (arrays[p] for p in sorted(arrays))
+    ]
+    batches = array_batches(
+        loaders,
+        list(range(9)),
+        size=image["size"],
+        channels=image["channels"],
+        batch_size=4,
+    )
+    assert not reads
+    images, _ = _all_batches(batches)
+    assert reads == {loader.location: 1 for loader in loaders}
+    assert images.dtype == np.float32
+    assert 0.0 <= images.min() <= images.max() <= 1.0

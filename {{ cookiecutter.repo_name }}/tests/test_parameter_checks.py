@@ -51,6 +51,7 @@ OPTIONAL_VALUES = [
     ("train_classifier.network.backbone", "", "null or a non-empty string"),
     ("train_classifier.mixed_precision", "yes", "true or false"),
     ("train_classifier.jit_compile", 1, "true or false"),
+    ("train_classifier.distribution.strategy", "tpu", "one of 'default'"),
 ]
 
 

@@ -14,7 +14,6 @@ from kedro_mlflow.pipeline.pipeline_ml import PipelineML
 from mlflow.entities import LoggedModelStatus
 
 from {{ cookiecutter.python_package }}.hooks import (
-    best_epoch,
     fail_pending_models,
 )
 from {{ cookiecutter.python_package }}.model_logging import (
@@ -262,20 +261,6 @@ def test_output_schema_names_label_confidence_and_each_class() -> None:
     assert signature.inputs.to_dict() == [
         {"type": "binary", "name": "image", "required": True}
     ]
-
-
-@pytest.mark.parametrize(
-    ("history", "monitor", "epoch"),
-    [
-        ({"val_loss": [0.9, 0.3, 0.5]}, "val_loss", 1),
-        ({"val_accuracy": [0.5, 0.9, 0.7]}, "val_accuracy", 1),
-        ({"loss": [0.9, 0.8]}, "val_loss", 1),
-    ],
-)
-def test_best_epoch_is_the_one_early_stopping_keeps(
-    history: dict[str, list[float]], monitor: str, epoch: int
-) -> None:
-    assert best_epoch(history, monitor) == epoch
 
 
 @pytest.fixture(scope="module")

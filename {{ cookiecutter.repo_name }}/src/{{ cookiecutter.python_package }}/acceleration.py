@@ -1,4 +1,7 @@
-"""GPU switches of training: mixed precision (float16 compute) and XLA compilation."""
+"""GPU switches of training: mixed precision (float16 compute) and XLA compilation.
+
+Both are true/false parameters, checked with every other one in parameter_checks.
+"""
 
 from __future__ import annotations
 
@@ -11,19 +14,9 @@ import keras
 MIXED_PRECISION = "mixed_float16"
 
 
-def _switch(params: dict[str, Any], name: str) -> bool:
-    """A true/false training parameter; anything else is an error naming it."""
-    value = params.get(name, False)
-    if not isinstance(value, bool):
-        raise ValueError(
-            f"train_classifier.{name} must be true or false, got {value!r}"
-        )
-    return value
-
-
 def jit_compile(params: dict[str, Any]) -> bool:
     """Whether Keras compiles the training step with XLA (train_classifier.jit_compile)."""
-    return _switch(params, "jit_compile")
+    return params["jit_compile"]
 
 
 @contextlib.contextmanager
@@ -47,7 +40,7 @@ def build_with_precision(
     can overflow), so the model's output dtype is the same either way. Keras wraps the
     optimizer in a loss-scaling one when such a model is compiled.
     """
-    if not _switch(params, "mixed_precision"):
+    if not params["mixed_precision"]:
         return build()
     with _dtype_policy(MIXED_PRECISION):
         return _float32_output(build())

@@ -21,6 +21,9 @@ WEIGHTS_SUFFIX = ".weights.h5"
 # The smallest input side each network accepts; every other one accepts 32 pixels.
 MINIMUM_SIZE = {"InceptionV3": 75, "InceptionResNetV2": 75, "Xception": 71}
 DEFAULT_MINIMUM_SIZE = 32
+# The backbone's layer name in the classifier, whatever the network (keras.applications
+# names them inconsistently: "MobileNetV3Small", "efficientnetv2-b0", "resnet50v2").
+BACKBONE_LAYER = "backbone"
 
 
 def backbone_constructor(name: str) -> Any:
@@ -64,23 +67,25 @@ def scale_inputs(name: str, images: keras.KerasTensor) -> keras.KerasTensor:
 def pretrained_backbone(
     name: str, size: int, weights: str | None, options: dict[str, Any]
 ) -> keras.Model:
-    """The backbone without its classification top, with ``weights`` loaded."""
+    """The backbone without its classification top, with ``weights`` loaded.
+
+    It is named ``BACKBONE_LAYER``, so that fine-tuning finds it by name.
+    """
     constructor = backbone_constructor(name)
     shape = (size, size, 3)
-    if weights is None or weights == "imagenet":
-        # "imagenet" downloads once into Keras's cache (~/.keras/models).
-        return constructor(
-            include_top=False,
-            weights=weights,
-            input_shape=shape,
-            **options,
-        )
+    # Random or ImageNet weights come from Keras ("imagenet": downloaded once into
+    # its cache, ~/.keras/models); a weights file is loaded below.
+    from_keras = weights is None or weights == "imagenet"
     backbone = constructor(
         include_top=False,
-        weights=None,
+        weights=weights if from_keras else None,
         input_shape=shape,
         **options,
     )
+    # Renamed, not built with name=: EfficientNetV2 looks up its blocks by its name.
+    backbone.name = BACKBONE_LAYER
+    if from_keras:
+        return backbone
     with local_copy(weights) as path:
         try:
             backbone.load_weights(path)
@@ -120,8 +125,9 @@ def local_copy(weights: str) -> Iterator[str]:
 
 
 def find_backbone(model: keras.Model) -> keras.Model:
-    """The pretrained network inside the classifier: its one nested Keras model."""
-    return next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    """The pretrained network inside the classifier (the augmentation block is another
+    nested Keras model: the backbone is found by its name)."""
+    return model.get_layer(BACKBONE_LAYER)
 
 
 def freeze(backbone: keras.Model) -> None:

@@ -41,6 +41,9 @@ from {{ cookiecutter.python_package }}.registration import (
     register,
     registered_model_name,
 )
+from {{ cookiecutter.python_package }}.training_history import (
+    kept_epoch,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -63,15 +66,6 @@ class ParameterCheckHooks:
             if name.startswith("params:")
         }
         check_parameters(catalog.load("parameters"), used)
-
-
-def best_epoch(history: dict[str, list[float]], monitor: str) -> int:
-    """The epoch whose weights early stopping keeps: the best of ``monitor``, else the last."""
-    values = history.get(monitor)
-    if not values:
-        return max((len(v) for v in history.values()), default=1) - 1
-    best = max(values) if "acc" in monitor else min(values)
-    return values.index(best)
 
 
 def _digest(table: Any) -> str | None:
@@ -106,7 +100,7 @@ class ModelRegistrationHooks:
             self._pipeline.log_model_kwargs["name"] = registered_model_name(catalog)
 
     @hook_impl
-    def after_node_run(self, catalog: DataCatalog, outputs: dict[str, Any]) -> None:
+    def after_node_run(self, outputs: dict[str, Any]) -> None:
         if self._pipeline is None:
             return
         for name in ("class_names", "training_history", "image_index", "test_split"):
@@ -117,11 +111,9 @@ class ModelRegistrationHooks:
         if "class_names" in outputs:
             kwargs["signature"] = model_signature(outputs["class_names"])
         if "training_history" in outputs:
-            monitor = catalog.load("params:train_classifier")["early_stopping"]
             # MLflow attaches the run's metrics at this step to the logged model;
             # training's callback logs epoch i (from 0) at step i + 1.
-            best = best_epoch(outputs["training_history"], monitor["monitor"])
-            kwargs["step"] = best + 1
+            kwargs["step"] = kept_epoch(outputs["training_history"]) + 1
 
     @hook_impl(trylast=True)  # after kedro-mlflow has logged the model
     def after_pipeline_run(self, catalog: DataCatalog) -> None:

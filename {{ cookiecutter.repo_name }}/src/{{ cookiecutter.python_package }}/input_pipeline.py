@@ -1,4 +1,8 @@
-"""Streaming tf.data input: images are read and preprocessed batch by batch, never all held."""
+"""tf.data input: images read a batch at a time, shuffled by index, prefetched.
+
+Training and evaluation read the stored ``image_arrays`` (``array_batches``);
+``image_batches`` preprocesses image files on the fly, as the features step does.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
 from {{ cookiecutter.python_package }}.image_features import (
+    ArrayLoader,
+    ImageLoader,
     check_stored_shape,
     from_uint8,
 )
@@ -16,12 +21,22 @@ from {{ cookiecutter.python_package }}.preprocessing import (
     preprocess,
 )
 
-ImageLoader = Callable[[], Image.Image | np.ndarray]
 
+def array_batches(
+    loaders: Sequence[ArrayLoader],
+    labels: Sequence[int],
+    size: int,
+    channels: int,
+    batch_size: int,
+    shuffle_seed: int | None = None,
+) -> tf.data.Dataset:
+    """Batches of (images, labels) from stored uint8 arrays, read back as float32."""
+    check_stored_shape(loaders, size, channels)
 
-def _gives_arrays(loader: ImageLoader) -> bool:
-    """Whether ``loader`` returns stored uint8 arrays rather than images to preprocess."""
-    return isinstance(loader(), np.ndarray)
+    def load(indices: np.ndarray) -> np.ndarray:
+        return from_uint8(np.stack([loaders[i]() for i in indices]))
+
+    return _batches(load, labels, (size, size, channels), batch_size, shuffle_seed)
 
 
 def image_batches(
@@ -32,26 +47,26 @@ def image_batches(
     batch_size: int,
     shuffle_seed: int | None = None,
 ) -> tf.data.Dataset:
-    """Batches of (images, labels): read and preprocess a batch at a time, prefetched.
+    """Batches of (images, labels) from image files, each one preprocessed as read."""
 
-    ``loaders`` give either images to preprocess (``raw_images``: streaming from the
-    files) or their stored uint8 arrays (``image_arrays``: preprocessed once, read
-    back as float32). One Python call per batch rather than per image: tf.data runs
-    several batches in parallel threads, and Pillow releases the GIL while it decodes
-    and resizes.
+    def load(indices: np.ndarray) -> np.ndarray:
+        return np.stack([preprocess(loaders[i](), size, channels) for i in indices])
+
+    return _batches(load, labels, (size, size, channels), batch_size, shuffle_seed)
+
+
+def _batches(
+    load: Callable[[np.ndarray], np.ndarray],
+    labels: Sequence[int],
+    shape: tuple[int, int, int],
+    batch_size: int,
+    shuffle_seed: int | None,
+) -> tf.data.Dataset:
+    """Batches of ``load(indices)`` and their labels, in parallel threads, prefetched.
+
+    One Python call per batch rather than per image: tf.data runs several batches in
+    parallel threads, and NumPy and Pillow release the GIL while they read and decode.
     """
-    shape = (size, size, channels)
-    if loaders and _gives_arrays(loaders[0]):
-        # The image_arrays dataset: preprocessed once already, read back per batch.
-        check_stored_shape(loaders, size, channels)
-
-        def load(indices: np.ndarray) -> np.ndarray:
-            return from_uint8(np.stack([loaders[i]() for i in indices]))
-
-    else:
-
-        def load(indices: np.ndarray) -> np.ndarray:
-            return np.stack([preprocess(loaders[i](), size, channels) for i in indices])
 
     def load_tensor(
         indices: tf.Tensor, batch_labels: tf.Tensor
@@ -60,11 +75,11 @@ def image_batches(
         return tf.ensure_shape(images, (None, *shape)), batch_labels
 
     examples = tf.data.Dataset.from_tensor_slices(
-        (np.arange(len(loaders)), np.asarray(labels, dtype=np.int32))
+        (np.arange(len(labels)), np.asarray(labels, dtype=np.int32))
     )
     if shuffle_seed is not None:
         # Only indices are shuffled, so the buffer holds no images.
-        examples = examples.shuffle(len(loaders), seed=shuffle_seed)
+        examples = examples.shuffle(len(labels), seed=shuffle_seed)
     return (
         examples.batch(batch_size)
         .map(load_tensor, num_parallel_calls=tf.data.AUTOTUNE)

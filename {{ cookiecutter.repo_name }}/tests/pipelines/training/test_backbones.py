@@ -12,9 +12,15 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from kedro.io import DataCatalog
+from kedro.pipeline import Node, Pipeline
+from kedro_mlflow.pipeline.pipeline_ml import PipelineML
 
 from {{ cookiecutter.python_package }}.backbones import (
     find_backbone,
+)
+from {{ cookiecutter.python_package }}.hooks import (
+    ModelRegistrationHooks,
 )
 from {{ cookiecutter.python_package }}.keras_model import (
     KerasModelDataset,
@@ -22,6 +28,10 @@ from {{ cookiecutter.python_package }}.keras_model import (
 from {{ cookiecutter.python_package }}.pipelines.training.nodes import (
     build_model,
     train_classifier,
+)
+from {{ cookiecutter.python_package }}.registration import (
+    REGISTERED_MODEL_ENTRY,
+    RegisteredModelDataset,
 )
 
 SIZE = 32
@@ -99,26 +109,62 @@ def test_backbone_scales_zero_to_one_pixels_itself(
     np.testing.assert_allclose(np.asarray(pooled), expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.fixture
+def shape_arrays(
+    tmp_path: Path, make_image_folder, load_image_arrays, parameters: dict[str, Any]
+) -> dict[str, Any]:
+    """The stored arrays of 6 circles and 2 squares, and a split that holds them all.
+
+    The tiny backbone's random features tell the shapes little apart: training mostly
+    moves the model towards the common class, lowering the loss on this split.
+    """
+    image = parameters["image"] | {"size": SIZE, "channels": 3}
+    images = make_image_folder(tmp_path / "images", {"circle": 6, "square": 2})
+    arrays = load_image_arrays(images, tmp_path / "arrays", image)
+    split = pd.DataFrame(
+        {
+            "partition": sorted(arrays),
+            "label": [p.split("/")[0] for p in sorted(arrays)],
+        }
+    )
+    return {"image_arrays": arrays, "split": split, "image": image}
+
+
+def train(shape_arrays: dict[str, Any], params: dict[str, Any], validation=None):
+    """train_classifier on the shape arrays, validated on ``validation`` (else the
+    training split itself)."""
+    split = shape_arrays["split"]
+    return train_classifier(
+        shape_arrays["image_arrays"],
+        split,
+        split if validation is None else validation,
+        ["circle", "square"],
+        shape_arrays["image"],
+        params,
+    )
+
+
+@pytest.mark.parametrize(
+    "augmentation",
+    [
+        {"flip": "none", "rotation": 0.0, "zoom": 0.0},
+        {"flip": "none", "rotation": 0.1, "zoom": 0.0},
+    ],
+    ids=["no-augmentation", "rotation"],
+)
 def test_fine_tuning_trains_only_the_top_layers(
     backbone_params: dict[str, Any],
     weights_file: Path,
-    make_image_folder,
-    load_partitions,
-    tmp_path: Path,
-    parameters: dict[str, Any],
+    shape_arrays: dict[str, Any],
+    augmentation: dict[str, Any],
 ) -> None:
-    """Phase 2 changes the top non-BatchNorm layers only; the rest keeps the file's weights."""
-    raw_images = load_partitions(
-        make_image_folder(tmp_path / "images", {"circle": 4, "square": 4})
-    )
-    split = pd.DataFrame(
-        {"partition": sorted(raw_images), "label": ["circle"] * 4 + ["square"] * 4}
-    )
-    image = {"size": SIZE, "channels": 3}
-    model, history = train_classifier(
-        raw_images, split, split, ["circle", "square"], image, backbone_params
-    )
+    """Phase 2 changes the top non-BatchNorm layers only; the rest keeps the file's
+    weights. The augmentation block, another nested Keras model, is not the backbone."""
+    backbone_params["augmentation"] = augmentation
+    backbone_params["fine_tuning"]["learning_rate_factor"] = 1.0
+    model, history = train(shape_arrays, backbone_params)
     assert len(history["loss"]) == 2  # one epoch per phase  # noqa: PLR2004
+    assert history["kept_weights"] == [0.0, 1.0]  # the fine-tuned epoch is better
     backbone = find_backbone(model)
     saved = keras.applications.MobileNetV3Small(
         include_top=False, weights=None, input_shape=(SIZE, SIZE, 3), **OPTIONS
@@ -136,6 +182,57 @@ def test_fine_tuning_trains_only_the_top_layers(
             changed.append(layer.name)
     assert changed
     assert set(changed) <= {layer.name for layer in top if layer.trainable}
+
+
+def test_a_worse_fine_tuning_keeps_the_first_phase_weights(
+    backbone_params: dict[str, Any], shape_arrays: dict[str, Any]
+) -> None:
+    """Validated on the rare class alone, every epoch of fine-tuning is worse than the
+    first phase's: the model keeps that phase's weights, and the logged model's metrics
+    are that epoch's (the step the registration hook sets)."""
+    backbone_params["fine_tuning"].update(epochs=2, learning_rate_factor=1.0)
+    backbone_params["early_stopping"]["patience"] = 5
+    split = shape_arrays["split"]
+    squares = split[split["label"] == "square"]
+    model, history = train(shape_arrays, backbone_params, validation=squares)
+    assert min(history["val_loss"][1:]) > history["val_loss"][0]
+    assert history["kept_weights"] == [1.0, 0.0, 0.0]
+
+    backbone_params["fine_tuning"]["epochs"] = 0
+    first_phase, _ = train(shape_arrays, backbone_params, validation=squares)
+    for kept, expected in zip(
+        model.get_weights(), first_phase.get_weights(), strict=True
+    ):
+        np.testing.assert_allclose(kept, expected, rtol=1e-6, atol=1e-6)
+
+    hooks = ModelRegistrationHooks()
+    pipeline = tiny_pipeline_ml()
+    catalog = DataCatalog(
+        {REGISTERED_MODEL_ENTRY: RegisteredModelDataset(model_name="m")}
+    )
+    hooks.before_pipeline_run(pipeline, catalog)
+    hooks.after_node_run(outputs={"training_history": history})
+    assert pipeline.log_model_kwargs["step"] == 1  # epoch 0, logged at step 1
+
+
+def tiny_pipeline_ml() -> PipelineML:
+    """A PipelineML of one training and one inference node, for the hooks."""
+    training = Pipeline(
+        [Node(func=lambda: 1, inputs=None, outputs="classifier", name="train")]
+    )
+    inference = Pipeline(
+        [
+            Node(
+                func=lambda images, model: images,
+                inputs=["images_to_score", "classifier"],
+                outputs="predictions",
+                name="predict",
+            )
+        ]
+    )
+    return PipelineML(
+        nodes=training.nodes, inference=inference, input_name="images_to_score"
+    )
 
 
 def test_unknown_backbone_names_the_parameter(backbone_params: dict[str, Any]) -> None:

@@ -77,28 +77,21 @@ def test_balanced_class_weights_make_a_rare_class_count_as_much() -> None:
     assert class_weights(split, ["cat", "dog"], None) is None
 
 
-def test_an_unknown_class_weight_is_refused() -> None:
-    """Only balanced or null; the error names the parameter."""
-    split = pd.DataFrame({"label": ["cat", "dog"]})
-    with pytest.raises(ValueError, match=r"train_classifier\.class_weight 'equal'"):
-        class_weights(split, ["cat", "dog"], "equal")
-
-
 @pytest.fixture
 def tiny_training_inputs(
-    tmp_path: Path, make_image_folder, load_partitions
+    tmp_path: Path, make_image_folder, load_image_arrays, parameters: dict[str, Any]
 ) -> dict[str, Any]:
     """train_classifier's data inputs: 9 shape images of two classes, all in both splits."""
     folder = make_image_folder(tmp_path / "images", {"circle": 5, "square": 4})
-    raw_images = load_partitions(folder)
+    image_arrays = load_image_arrays(folder, tmp_path / "arrays", parameters["image"])
     split = pd.DataFrame(
         {
-            "partition": sorted(raw_images),
-            "label": [name.split("/")[0] for name in sorted(raw_images)],
+            "partition": sorted(image_arrays),
+            "label": [name.split("/")[0] for name in sorted(image_arrays)],
         }
     )
     return {
-        "raw_images": raw_images,
+        "image_arrays": image_arrays,
         "train_split": split,
         "validation_split": split,
         "class_names": ["circle", "square"],
@@ -123,3 +116,5 @@ def test_training_logs_every_epoch_to_the_active_run(
         logged = client.get_metric_history(run_id, f"training.{name}")
         assert [m.step for m in logged] == [1, 2, 3]
         np.testing.assert_allclose([m.value for m in logged], history[name])
+    best = int(np.argmin(history["val_loss"]))
+    assert history["kept_weights"] == [float(epoch == best) for epoch in range(3)]

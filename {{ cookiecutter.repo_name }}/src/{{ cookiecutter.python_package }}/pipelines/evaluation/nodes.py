@@ -18,8 +18,11 @@ from sklearn.metrics import (
     top_k_accuracy_score,
 )
 
+from {{ cookiecutter.python_package }}.image_features import (
+    ArrayLoader,
+)
 from {{ cookiecutter.python_package }}.input_pipeline import (
-    image_batches,
+    array_batches,
 )
 from {{ cookiecutter.python_package }}.keras_model import (
     SharedKerasModel,
@@ -33,15 +36,15 @@ MetricHistory = dict[str, list[dict[str, float]]]
 
 def predict_test_images(
     classifier: SharedKerasModel,
-    raw_images: Mapping[str, Callable[[], Image.Image]],
+    image_arrays: Mapping[str, ArrayLoader],
     test_split: pd.DataFrame,
     class_names: list[str],
     image: dict[str, int],
     params: dict[str, Any],
 ) -> pd.DataFrame:
     """Predict every test image: true and predicted label, confidence, probabilities."""
-    batches = image_batches(
-        loaders=[raw_images[p] for p in test_split["partition"]],
+    batches = array_batches(
+        loaders=[image_arrays[p] for p in test_split["partition"]],
         labels=np.zeros(len(test_split), dtype=np.int32),
         size=image["size"],
         channels=image["channels"],

@@ -1,16 +1,16 @@
-"""Build the Keras network from parameters and train it on streamed image batches."""
+"""Build the Keras network from parameters and train it on the stored image arrays."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-from PIL import Image
 from sklearn.utils.class_weight import compute_class_weight
 
 from {{ cookiecutter.python_package }} import (
@@ -20,11 +20,18 @@ from {{ cookiecutter.python_package }}.acceleration import (
     build_with_precision,
     jit_compile,
 )
+from {{ cookiecutter.python_package }}.image_features import (
+    ArrayLoader,
+)
 from {{ cookiecutter.python_package }}.input_pipeline import (
-    image_batches,
+    array_batches,
 )
 from {{ cookiecutter.python_package }}.mlflow_callbacks import (
     MlflowEpochMetrics,
+)
+from {{ cookiecutter.python_package }}.training_history import (
+    TrainingHistory,
+    flag_kept_epoch,
 )
 
 logger = logging.getLogger(__name__)
@@ -95,17 +102,17 @@ def _pretrained_features(
 
 
 def _batches(
-    raw_images: Mapping[str, Callable[[], Image.Image]],
+    image_arrays: Mapping[str, ArrayLoader],
     split: pd.DataFrame,
     class_names: list[str],
     image: dict[str, int],
     batch_size: int,
     shuffle_seed: int | None = None,
 ) -> tf.data.Dataset:
-    """Stream the images of one split with their class indices."""
+    """The stored arrays of one split's images, batched with their class indices."""
     class_index = {name: i for i, name in enumerate(class_names)}
-    return image_batches(
-        loaders=[raw_images[p] for p in split["partition"]],
+    return array_batches(
+        loaders=[image_arrays[p] for p in split["partition"]],
         labels=[class_index[label] for label in split["label"]],
         size=image["size"],
         channels=image["channels"],
@@ -115,28 +122,23 @@ def _batches(
 
 
 def distribution_strategy(params: dict[str, Any]) -> tf.distribute.Strategy:
-    """The tf.distribute strategy named in the parameters."""
+    """The tf.distribute strategy named in the parameters (checked in parameter_checks)."""
     name = params["strategy"]
-    if name == "default":
-        return tf.distribute.get_strategy()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy(devices=params["devices"])
     if name == "multi_worker_mirrored":
         return tf.distribute.MultiWorkerMirroredStrategy()  # workers from TF_CONFIG
-    raise ValueError(
-        f"train_classifier.distribution.strategy {name!r} is not one of "
-        "'default', 'mirrored', 'multi_worker_mirrored'"
-    )
+    return tf.distribute.get_strategy()
 
 
 def train_classifier(
-    raw_images: Mapping[str, Callable[[], Image.Image]],
+    image_arrays: Mapping[str, ArrayLoader],
     train_split: pd.DataFrame,
     validation_split: pd.DataFrame,
     class_names: list[str],
     image: dict[str, int],
     params: dict[str, Any],
-) -> tuple[keras.Model, dict[str, list[float]]]:
+) -> tuple[keras.Model, TrainingHistory]:
     """Train with early stopping, then fine-tune a backbone; return the best model."""
     # Created first: a multi-worker strategy must exist before any other TF operation.
     strategy = distribution_strategy(params["distribution"])
@@ -149,44 +151,77 @@ def train_classifier(
             ),
             params,
         )
-    fit_options = {
-        "class_weight": class_weights(train_split, class_names, params["class_weight"]),
-        "epochs": params["epochs"],
-    }
-    train = _batches(
-        raw_images,
-        train_split,
-        class_names,
-        image,
-        params["batch_size"],
-        shuffle_seed=params["seed"],
-    )
-    validation = _batches(
-        raw_images,
-        validation_split,
-        class_names,
-        image,
-        params["batch_size"],
-    )
-    with strategy.scope():
         _compile(model, params, params["learning_rate"])
-    history = _fit(model, train, validation, params, **fit_options)
+    batch_size = params["batch_size"]
+    fit = partial(
+        _fit,
+        model,
+        _batches(
+            image_arrays,
+            train_split,
+            class_names,
+            image,
+            batch_size,
+            shuffle_seed=params["seed"],
+        ),
+        _batches(image_arrays, validation_split, class_names, image, batch_size),
+        class_weight=class_weights(train_split, class_names, params["class_weight"]),
+    )
+    return model, _train_two_phases(model, strategy, fit, params)
+
+
+def _train_two_phases(
+    model: keras.Model,
+    strategy: tf.distribute.Strategy,
+    fit: Callable[..., TrainingHistory],
+    params: dict[str, Any],
+) -> TrainingHistory:
+    """Train the head, then, with a backbone, fine-tune its top layers.
+
+    One early stopping watches both phases: fine-tuning's weights are kept only if an
+    epoch of it beats the best epoch of the first phase, else the model goes back to
+    that epoch's weights.
+    """
+    early_stopping = EarlyStoppingAcrossFits(
+        monitor=params["early_stopping"]["monitor"],
+        patience=params["early_stopping"]["patience"],
+        restore_best_weights=True,
+    )
+    history = fit(early_stopping, epochs=params["epochs"])
     fine_tuning_epochs = params["fine_tuning"]["epochs"]
     if params["network"]["backbone"] is not None and fine_tuning_epochs:
         with strategy.scope():
             _prepare_fine_tuning(model, params)
         epochs_run = len(history["loss"])
-        fine_tuned = _fit(
-            model,
-            train,
-            validation,
-            params,
-            class_weight=fit_options["class_weight"],
+        fine_tuned = fit(
+            early_stopping,
             initial_epoch=epochs_run,
             epochs=epochs_run + fine_tuning_epochs,
         )
         history = {name: history[name] + fine_tuned[name] for name in history}
-    return model, history
+    return flag_kept_epoch(history, early_stopping.kept_epoch(len(history["loss"])))
+
+
+class EarlyStoppingAcrossFits(keras.callbacks.EarlyStopping):
+    """Keras's EarlyStopping, its best epoch and weights carried from one fit to the next.
+
+    Keras's own forgets them when a fit begins: fine-tuning would then end on its own
+    best epoch even when that is worse than the first phase's.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.best, self.best_weights, self.best_epoch = None, None, 0
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        best = (self.best, self.best_weights, self.best_epoch)
+        super().on_train_begin(logs)
+        self.best, self.best_weights, self.best_epoch = best
+
+    def kept_epoch(self, epochs_run: int) -> int:
+        """The epoch whose weights the model holds: the best one, else the last one."""
+        # No best when the monitored metric was never logged: the last weights stay.
+        return epochs_run - 1 if self.best is None else self.best_epoch
 
 
 def class_weights(
@@ -195,15 +230,9 @@ def class_weights(
     """Per-class loss weights: ``balanced`` weighs classes inversely to their count."""
     if mode is None:
         return None
-    if mode != "balanced":
-        raise ValueError(
-            f"train_classifier.class_weight {mode!r} is not 'balanced' or null"
-        )
     class_index = {name: i for i, name in enumerate(class_names)}
     indices = train_split["label"].map(class_index).to_numpy()
-    weights = compute_class_weight(
-        "balanced", classes=np.arange(len(class_names)), y=indices
-    )
+    weights = compute_class_weight(mode, classes=np.arange(len(class_names)), y=indices)
     return {index: float(weight) for index, weight in enumerate(weights)}
 
 
@@ -238,15 +267,10 @@ def _fit(
     model: keras.Model,
     train: tf.data.Dataset,
     validation: tf.data.Dataset,
-    params: dict[str, Any],
+    early_stopping: keras.callbacks.EarlyStopping,
     **fit_options: Any,
-) -> dict[str, list[float]]:
+) -> TrainingHistory:
     """``model.fit`` with early stopping back to the best epoch; its per-epoch metrics."""
-    early_stopping = keras.callbacks.EarlyStopping(
-        monitor=params["early_stopping"]["monitor"],
-        patience=params["early_stopping"]["patience"],
-        restore_best_weights=True,
-    )
     history = model.fit(
         train,
         validation_data=validation,

@@ -1,4 +1,4 @@
-"""Streamed training images -> trained Keras classifier and its training curves."""
+"""Stored image arrays -> trained Keras classifier and its training history."""
 
 from kedro.pipeline import Node, Pipeline
 
