@@ -15,6 +15,8 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from {{ cookiecutter.python_package }}.preprocessing import (
+    TooManyPixelsError,
+    check_pixel_count,
     decode_image,
 )
 
@@ -87,11 +89,10 @@ def check_images(
     total = 0
     for row, data in enumerate(images):
         width, height = _header_size(row, data, limits["max_image_bytes"])
-        if width * height > max_pixels:
-            raise InvalidPayloadError(
-                f"row {row}: image of {width}x{height} pixels is over the limit of "
-                f"{max_pixels} pixels (image.max_pixels)"
-            )
+        try:
+            check_pixel_count(width, height, max_pixels)
+        except TooManyPixelsError as error:
+            raise InvalidPayloadError(f"row {row}: {error}") from error
         total += width * height
         if total > limits["max_request_pixels"]:
             raise InvalidPayloadError(

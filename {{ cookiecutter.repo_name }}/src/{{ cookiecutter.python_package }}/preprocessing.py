@@ -15,14 +15,23 @@ SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
+class TooManyPixelsError(ValueError):
+    """An image over ``image.max_pixels``, refused as a likely decompression bomb."""
+
+
+def check_pixel_count(width: int, height: int, max_pixels: int) -> None:
+    """Refuse an image of more than ``max_pixels`` pixels: the one rule for every path."""
+    if width * height > max_pixels:
+        raise TooManyPixelsError(
+            f"image of {width}x{height} pixels is over the limit of {max_pixels} "
+            "pixels (image.max_pixels)"
+        )
+
+
 def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     """Open encoded image file bytes (PNG, JPEG, BMP, GIF, WebP, ...) as a PIL image."""
     image = Image.open(io.BytesIO(data))
-    if image.width * image.height > max_pixels:
-        raise ValueError(
-            f"image of {image.width}x{image.height} pixels is over the limit of "
-            f"{max_pixels} pixels"
-        )
+    check_pixel_count(image.width, image.height, max_pixels)
     image.load()
     return image
 

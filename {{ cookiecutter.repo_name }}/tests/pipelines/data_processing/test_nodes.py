@@ -199,7 +199,7 @@ def test_image_over_max_pixels_is_skipped(
             load_partitions(good_folder), index_params, {"max_pixels": 24 * 24}
         )
     assert skipped == 1.0
-    assert "'dog/large.png' has 30x20 pixels" in caplog.text
+    assert "'dog/large.png': image of 30x20 pixels is over the limit" in caplog.text
     assert len(index) == 6  # noqa: PLR2004  the 24x24 images are within the limit
 
 

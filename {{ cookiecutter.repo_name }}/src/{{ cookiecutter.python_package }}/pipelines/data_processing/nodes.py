@@ -15,6 +15,10 @@ from sklearn.model_selection import train_test_split
 from {{ cookiecutter.python_package }}.image_folders import (
     skip_or_fail,
 )
+from {{ cookiecutter.python_package }}.preprocessing import (
+    TooManyPixelsError,
+    check_pixel_count,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -36,11 +40,10 @@ def _check_image(
         raise InvalidImageError(
             f"'{partition}' is not a readable image: {reason}"
         ) from error
-    if image.width * image.height > max_pixels:
-        raise InvalidImageError(
-            f"'{partition}' has {image.width}x{image.height} pixels, over the "
-            f"limit of {max_pixels} (image.max_pixels)"
-        )
+    try:
+        check_pixel_count(image.width, image.height, max_pixels)
+    except TooManyPixelsError as error:
+        raise InvalidImageError(f"'{partition}': {error}") from error
 
 
 def index_images(
