@@ -96,6 +96,7 @@ src/image_classifier/pipelines/training/pipeline.py
 src/image_classifier/preprocessing.py
 src/image_classifier/registration.py
 src/image_classifier/serving.py
+src/image_classifier/serving_defaults.py
 src/image_classifier/settings.py
 src/image_classifier/training_history.py
 tests/__init__.py
