@@ -350,14 +350,19 @@ def model_server(space: Workspace, model_uri: str, **env: str) -> Iterator[int]:
         wait_until_ready(server, port, log_path)
         yield port
     finally:
+        stop_process_group(server)
+
+
+def stop_process_group(server: subprocess.Popen) -> None:
+    """SIGTERM a server started in its own session, and its children; SIGKILL if stuck."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
 
 
 def wait_until_ready(server: subprocess.Popen, port: int, log_path: Path) -> None:

@@ -6,7 +6,6 @@ import contextlib
 import http.client
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -15,7 +14,16 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from harness import Bench, Option, Row, Workspace, free_port, log, payload
+from harness import (
+    Bench,
+    Option,
+    Row,
+    Workspace,
+    free_port,
+    log,
+    payload,
+    stop_process_group,
+)
 
 NUMBER = 8
 KEY = "serving_workers"
@@ -50,13 +58,7 @@ def kedro_serve(space: Workspace, workers: int) -> Iterator[int]:
             time.sleep(0.2)
         yield port
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_process_group(server)
 
 
 def post(connection: http.client.HTTPConnection, body: bytes) -> str:
