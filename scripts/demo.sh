@@ -43,7 +43,7 @@ kedro run
 port=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 echo "==> mlflow models serve on 127.0.0.1:$port"
 export MLFLOW_TRACKING_URI="sqlite:///$project/mlflow.db"
-mlflow models serve -m models:/shapes_demo/latest --env-manager local \
+mlflow models serve -m models:/shapes_demo@champion --env-manager local \
   --host 127.0.0.1 --port "$port" > serve.log 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true' EXIT
@@ -72,7 +72,7 @@ PY
 cat <<DONE
 
 Done. In $project:
-  model      models:/shapes_demo/latest in the registry of $MLFLOW_TRACKING_URI
+  model      models:/shapes_demo@champion in the registry of $MLFLOW_TRACKING_URI
              (files under mlartifacts/; the Keras file is data/06_models/classifier.keras)
   metrics    data/08_reporting/ (classification_report.json, confusion_matrix.png,
              training_curves.png), and in the MLflow run
