@@ -38,6 +38,7 @@ conf/base/parameters.yml
 conf/base/parameters_batch_inference.yml
 conf/base/parameters_data_processing.yml
 conf/base/parameters_evaluation.yml
+conf/base/parameters_features.yml
 conf/base/parameters_inference.yml
 conf/base/parameters_registration.yml
 conf/base/parameters_training.yml
