@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from copy import deepcopy
 from functools import partial
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from fsspec.implementations.local import LocalFileSystem
@@ -35,7 +35,7 @@ class InvalidImageError(DatasetError, ValueError):
 
 def is_hidden(relative_path: str) -> bool:
     """Whether any part of the path starts with "."."""
-    return any(part.startswith(".") for part in PurePosixPath(relative_path).parts)
+    return any(part.startswith(".") for part in relative_path.split("/"))
 
 
 def skip_or_fail(error: Exception, on_invalid_image: str) -> None:
@@ -94,15 +94,13 @@ class ImageFolderDataset(PartitionedDataset):
     def _list_partitions(self) -> list[str]:
         if self._cached_partitions is not None:
             return self._cached_partitions
-        if isinstance(self._filesystem, LocalFileSystem):
+        if isinstance(self._filesystem, LocalFileSystem):  # hidden names left out
             paths = local_files(self._filesystem._strip_protocol(self._normalized_path))  # noqa: SLF001
         else:
-            paths = self._filesystem.find(self._normalized_path, **self._load_args)
+            found = self._filesystem.find(self._normalized_path, **self._load_args)
+            paths = [p for p in found if not is_hidden(self._path_to_partition(p))]
         self._cached_partitions = [
-            path
-            for path in paths
-            if path.endswith(self._filename_suffix)
-            and not is_hidden(self._path_to_partition(path))
+            path for path in paths if path.endswith(self._filename_suffix)
         ]
         return self._cached_partitions
 
