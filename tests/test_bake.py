@@ -129,6 +129,7 @@ tests/test_preprocessing.py
 tests/test_registration.py
 tests/test_requirements.py
 tests/test_serving.py
+tests/test_settings.py
 tests/test_tracking_store.py
 """.split()
 # class folder -> number of images per file extension
