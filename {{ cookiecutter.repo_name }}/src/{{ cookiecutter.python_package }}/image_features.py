@@ -55,6 +55,7 @@ from typing import Any
 
 import fsspec
 import numpy as np
+from fsspec.utils import get_protocol
 from kedro.io import AbstractDataset, DatasetError
 from kedro.io.core import get_filepath_str, get_protocol_and_path
 from PIL import Image
@@ -256,7 +257,7 @@ class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, dict[str, ArrayLoade
     ) -> fsspec.AbstractFileSystem:
         """The filesystem of a raw file's URL, one per protocol, opened with
         ``raw_files``' credentials and fs_args."""
-        protocol = fsspec.utils.get_protocol(url)
+        protocol = get_protocol(url)
         if protocol not in filesystems:
             filesystems[protocol] = fsspec.filesystem(protocol, **self._raw_files)
         return filesystems[protocol]
@@ -374,7 +375,11 @@ class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, dict[str, ArrayLoade
         return self._fs.isfile(self._location(MANIFEST))
 
     def _describe(self) -> dict[str, Any]:
-        return {"path": self._location(""), "protocol": self._protocol}
+        return {
+            "path": self._location(""),
+            "protocol": self._protocol,
+            "store_arrays": self._store_arrays,
+        }
 
 
 def _raw_files_options(raw_files: dict[str, Any]) -> dict[str, Any]:
