@@ -1,8 +1,10 @@
 """The preprocessed images as a Kedro dataset: uint8 arrays on disk, one per file content.
 
-Each raw image file is read once per run: its bytes are checked (a decodable image
-within ``image.max_pixels``; an unusable file is skipped or stops the run, as
-``on_invalid_image`` says), digested (SHA-256), and preprocessed with the one
+Each raw image file is read once per run, its size checked first against
+``image.max_file_bytes`` (from the listing, or ``os.stat`` for local files): its bytes
+are checked (a decodable image within ``image.max_pixels``; an unusable file is
+skipped or stops the run, as ``on_invalid_image`` says; a file that exists but cannot
+be read always stops it), digested (SHA-256), and preprocessed with the one
 ``preprocess()`` only if no array for that content and those preprocessing parameters
 exists yet. The arrays are ``.npy`` files of uint8, exactly what ``preprocess()`` gives
 times 255 (it only ever returns multiples of 1/255), stored by content under a folder

@@ -490,6 +490,39 @@ def test_a_file_over_max_file_bytes_is_refused_before_it_is_read(  # noqa: PLR09
     assert "holiday_video.png" not in CountedLoads.loaded
 
 
+def test_an_object_over_max_file_bytes_is_refused_from_the_listing(
+    tmp_path: Path, parameters: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """On an object store the listing gives each size: a large object is never read."""
+    memory = fsspec.filesystem("memory")
+    for partition in ("cat/0.png", "cat/1.png", "dog/0.png", "dog/1.png"):
+        memory.pipe(f"/sized/{partition}", encoded(noise(8), "PNG"))
+    memory.pipe("/sized/dog/video.png", bytes(2_000))
+    try:
+        raw_images = ImageFolderDataset(
+            path="memory://sized",
+            dataset={
+                "type": CountedLoads,
+                "fs_args": {"open_args_load": {"mode": "rb"}},
+            },
+        )
+        CountedLoads.loaded = []
+        with caplog.at_level(logging.WARNING):
+            index, skipped = index_raw_images(
+                raw_images,
+                tmp_path / "arrays",
+                parameters["preprocess_images"],
+                IMAGE_PARAMS | {"max_file_bytes": 1_000},
+            )
+    finally:
+        memory.rm("/sized", recursive=True)
+    assert skipped == 1.0
+    assert len(index) == 4  # noqa: PLR2004
+    assert "'dog/video.png' is 2000 bytes, over the limit of 1000" in caplog.text
+    assert "video.png" not in CountedLoads.loaded
+    assert len(CountedLoads.loaded) == 4  # noqa: PLR2004
+
+
 def test_a_link_to_a_device_is_skipped_unread(
     tmp_path: Path,
     good_folder: Path,
