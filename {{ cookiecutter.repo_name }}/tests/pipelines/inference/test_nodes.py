@@ -225,6 +225,21 @@ def test_shared_model_is_not_copied(classifier: SharedKerasModel) -> None:
     assert copy.deepcopy({"classifier": classifier})["classifier"] is classifier
 
 
+@pytest.mark.parametrize("sizes", [(1, 4, 32), (7, 1)], ids=["1-4-32", "7-1"])
+def test_shared_model_gives_keras_probabilities_at_any_batch_size(
+    classifier: SharedKerasModel, sizes: tuple[int, ...]
+) -> None:
+    """The traced forward pass equals Keras's own prediction, new batch sizes included."""
+    rng = np.random.default_rng(2)
+    for size in sizes:
+        batch = rng.random((size, 16, 16, 3), dtype=np.float32)
+        probabilities = classifier.predict_proba(batch)
+        assert probabilities.dtype == np.float32
+        np.testing.assert_array_equal(
+            probabilities, classifier.model.predict_on_batch(batch)
+        )
+
+
 def test_keras_model_dataset_round_trip(
     tmp_path: Path, classifier: SharedKerasModel
 ) -> None:
