@@ -284,6 +284,25 @@ def test_request_pixel_budget_is_checked_before_decoding(
     assert decoded == []
 
 
+def test_each_request_file_is_opened_once(
+    parameters: dict[str, Any],
+    limits: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The header read for the checks is the image then decoded: one open per row."""
+    opened = []
+
+    def counting_open(*args: Any, **kwargs: Any) -> Image.Image:
+        opened.append(args)
+        return open_image(*args, **kwargs)
+
+    open_image = Image.open
+    monkeypatch.setattr(Image, "open", counting_open)
+    payload = pd.DataFrame({"image": [png_bytes(), png_bytes(8, 30), png_bytes()]})
+    batch = preprocess_payload(payload, parameters["image"], limits)
+    assert len(batch) == len(opened) == 3  # noqa: PLR2004
+
+
 def test_many_small_files_of_huge_images_are_refused_from_their_headers(
     parameters: dict[str, Any], limits: dict[str, Any], large_png: bytes
 ) -> None:
