@@ -69,7 +69,8 @@ raw_images:
   type: partitions.PartitionedDataset
   path: $work/shapes
   dataset:
-    type: pillow.ImageDataset
+    type: text.TextDataset
+    fs_args: {open_args_load: {mode: rb}}
 EOF
 
 gpu_sampler=""

@@ -204,8 +204,9 @@ class Bench:
         return [p for p in sorted(dataset.folder.rglob("*")) if p.is_file()]
 
 
-def add_data_environment(space: Workspace, env: str, images: Path) -> None:
-    """A Kedro environment whose raw_images entry points at ``images``."""
+def add_data_environment(space: Workspace, env: str, images: Path | str) -> None:
+    """A Kedro environment whose raw_images entry points at ``images`` (a folder or an
+    fsspec URL)."""
     base = yaml.safe_load((space.project / "conf/base/catalog.yml").read_text())
     entry = dict(base["raw_images"], path=str(images))
     folder = space.project / "conf" / env

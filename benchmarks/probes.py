@@ -44,7 +44,6 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
     shuffled, in training batches, as the training node does.
     """
     import keras  # noqa: PLC0415
-    import pandas as pd  # noqa: PLC0415
     import tensorflow as tf  # noqa: PLC0415
     from kedro.framework.session import KedroSession  # noqa: PLC0415
     from kedro.framework.startup import bootstrap_project  # noqa: PLC0415
@@ -64,7 +63,7 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
         catalog.save(
             "image_arrays",
             features.preprocess_images(
-                raw_images, pd.DataFrame({"partition": partitions}), image
+                raw_images, parameters["preprocess_images"], image
             ),
         )
         arrays = catalog.load("image_arrays")

@@ -38,6 +38,7 @@ conf/base/parameters.yml
 conf/base/parameters_batch_inference.yml
 conf/base/parameters_data_processing.yml
 conf/base/parameters_evaluation.yml
+conf/base/parameters_features.yml
 conf/base/parameters_inference.yml
 conf/base/parameters_registration.yml
 conf/base/parameters_training.yml
@@ -128,6 +129,7 @@ tests/test_preprocessing.py
 tests/test_registration.py
 tests/test_requirements.py
 tests/test_serving.py
+tests/test_settings.py
 tests/test_tracking_store.py
 """.split()
 # class folder -> number of images per file extension

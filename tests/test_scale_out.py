@@ -248,7 +248,8 @@ raw_images:
   path: s3://shapes/images
   credentials: shapes_bucket
   dataset:
-    type: pillow.ImageDataset
+    type: text.TextDataset
+    fs_args: {open_args_load: {mode: rb}}
 
 image_index:
   type: pandas.CSVDataset

@@ -463,7 +463,7 @@ def test_image_folders_follow_one_rule_end_to_end(project_copy, tmp_path):
     kedro_one_line_logs(
         "run",
         "--params",
-        "train_classifier.epochs=1,index_images.on_invalid_image=fail",
+        "train_classifier.epochs=1,preprocess_images.on_invalid_image=fail",
         cwd=project_copy,
     )
     class_names = project_copy / "data" / "06_models" / "class_names.json"

@@ -136,20 +136,12 @@ def s3_run(bench: Bench, count: int) -> dict[str, Any]:
         bucket.put(str(folder), "bench/images", recursive=True)
         before = len(log_path.read_text(errors="replace").splitlines())
         env = "bench-scale-s3"
+        # The project's own raw_images entry, pointed at the bucket.
+        add_data_environment(space, env, "s3://bench/images")
         conf = space.project / "conf" / env
-        conf.mkdir(exist_ok=True)
-        (conf / "catalog.yml").write_text(
-            yaml.safe_dump(
-                {
-                    "raw_images": {
-                        "type": "partitions.PartitionedDataset",
-                        "path": "s3://bench/images",
-                        "credentials": "bench_bucket",
-                        "dataset": {"type": "pillow.ImageDataset"},
-                    }
-                }
-            )
-        )
+        catalog = yaml.safe_load((conf / "catalog.yml").read_text())
+        catalog["raw_images"]["credentials"] = "bench_bucket"
+        (conf / "catalog.yml").write_text(yaml.safe_dump(catalog))
         (conf / "credentials.yml").write_text(
             yaml.safe_dump(
                 {
@@ -219,12 +211,15 @@ def rows(results: dict[str, Any], settings: Any) -> list[Row]:
         s3 = results["s3"]["s3"]
         gets = s3["gets_per_object"]
         most = max((int(k) for k in gets), default=0)
+        counts = ", ".join(f"{v} objects x {k}" for k, v in gets.items()) or "none"
+        if list(gets) == ["1"] and not s3["objects_never_fetched"]:
+            counts += ": each object fetched once"
         found.append(
             Row(
                 NUMBER,
                 f"scale, raw_images on S3 (moto), {s3['objects']} objects: GETs per "
                 "object",
-                ", ".join(f"{v} objects x {k}" for k, v in gets.items()) or "none",
+                counts,
                 f"requests {s3['requests']}; never fetched {s3['objects_never_fetched']}",
                 float(most),
                 "<= 1.0x (once)",

@@ -12,7 +12,6 @@ from typing import Any
 
 import mlflow
 import numpy as np
-import pandas as pd
 import pytest
 import yaml
 from PIL import Image, ImageDraw
@@ -31,7 +30,7 @@ from {{ cookiecutter.python_package }}.pipelines.features.nodes import (
 CONF_BASE = Path(__file__).resolve().parents[1] / "conf" / "base"
 
 ImageFolderFactory = Callable[[Path, Mapping[str, int]], Path]
-PartitionLoader = Callable[[Path], dict[str, Callable[[], Image.Image]]]
+PartitionLoader = Callable[[Path], dict[str, Callable[[], Any]]]
 ArrayFolderLoader = Callable[[Path, Path, Mapping[str, int]], dict[str, ArrayLoader]]
 
 
@@ -98,8 +97,27 @@ def make_image_folder() -> ImageFolderFactory:
 
 
 @pytest.fixture(scope="session")
-def load_partitions() -> PartitionLoader:
-    """Read a raw images folder exactly as the catalog's ``raw_images`` entry does."""
+def raw_images_entry() -> dict[str, Any]:
+    """The catalog's ``raw_images`` entry, as conf/base/catalog.yml writes it."""
+    catalog = yaml.safe_load((CONF_BASE / "catalog.yml").read_text())
+    return catalog["raw_images"]
+
+
+@pytest.fixture(scope="session")
+def load_partitions(raw_images_entry: dict[str, Any]) -> PartitionLoader:
+    """Read a raw images folder exactly as the catalog's ``raw_images`` entry does:
+    a loader of each file's bytes."""
+
+    def load(path: Path) -> dict[str, Callable[[], bytes]]:
+        dataset = copy.deepcopy(raw_images_entry["dataset"])
+        return ImageFolderDataset(path=str(path), dataset=dataset).load()
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def load_images() -> PartitionLoader:
+    """Read a raw images folder as PIL images, for the streaming input pipeline."""
 
     def load(path: Path) -> dict[str, Callable[[], Image.Image]]:
         return ImageFolderDataset(path=str(path), dataset="pillow.ImageDataset").load()
@@ -115,10 +133,11 @@ def load_image_arrays(load_partitions: PartitionLoader) -> ArrayFolderLoader:
     def load(
         images: Path, arrays: Path, image: Mapping[str, int]
     ) -> dict[str, ArrayLoader]:
-        raw_images = load_partitions(images)
-        index = pd.DataFrame({"partition": sorted(raw_images)})
         dataset = ImageArrayDataset(path=str(arrays))
-        dataset.save(preprocess_images(raw_images, index, dict(image)))
+        work = preprocess_images(
+            load_partitions(images), {"on_invalid_image": "fail"}, dict(image)
+        )
+        dataset.save(work)
         return dataset.load()
 
     return load

@@ -15,7 +15,6 @@ from PIL import Image
 from {{ cookiecutter.python_package }}.image_features import (
     ImageArrayDataset,
     ImagesToPreprocess,
-    file_reader,
 )
 from {{ cookiecutter.python_package }}.input_pipeline import (
     array_batches,
@@ -25,10 +24,11 @@ from {{ cookiecutter.python_package }}.parameter_checks import (
     ParameterError,
 )
 from {{ cookiecutter.python_package }}.preprocessing import (
+    decode_image,
     preprocess,
 )
 
-SIZE, CHANNELS, IMAGES = 20, 3, 8
+SIZE, CHANNELS, IMAGES, MAX_PIXELS = 20, 3, 8, 40_000_000
 
 
 @pytest.fixture
@@ -38,23 +38,27 @@ def images(tmp_path: Path, make_image_folder, load_partitions) -> dict:
     return {"folder": folder, "loaders": load_partitions(folder)}
 
 
+def _preprocessed(load) -> np.ndarray:
+    """What preprocess() gives for a raw_images loader's file."""
+    return preprocess(decode_image(load(), MAX_PIXELS), SIZE, CHANNELS)
+
+
 def _counted_plan(loaders: dict, reads: Counter, size: int = SIZE):
-    """An ImagesToPreprocess whose file readers count how often each file is read."""
+    """An ImagesToPreprocess whose file loaders count how often each file is read."""
 
     def counting(partition: str):
-        read = file_reader(loaders[partition])
-
-        def wrapped() -> bytes:
+        def read() -> bytes:
             reads[partition] += 1
-            return read()
+            return loaders[partition]()
 
-        return wrapped
+        return read
 
     return ImagesToPreprocess(
         files={p: counting(p) for p in sorted(loaders)},
         size=size,
         channels=CHANNELS,
-        max_pixels=40_000_000,
+        max_pixels=MAX_PIXELS,
+        on_invalid_image="fail",
     )
 
 
@@ -78,7 +82,7 @@ def test_arrays_are_exactly_what_preprocess_gives(tmp_path, images, caplog):
         array = load()
         assert array.dtype == np.uint8
         assert array.shape == (SIZE, SIZE, CHANNELS)
-        expected = preprocess(images["loaders"][partition](), SIZE, CHANNELS)
+        expected = _preprocessed(images["loaders"][partition])
         np.testing.assert_array_equal(np.asarray(array, np.float32) / 255.0, expected)
 
 
@@ -123,12 +127,15 @@ def test_a_changed_image_or_parameter_rebuilds_only_what_changed(
     assert next(iter(dataset.load().values()))().shape == (SIZE + 4, SIZE + 4, 3)
 
 
-def test_training_batches_from_arrays_equal_streaming_from_the_files(tmp_path, images):
+def test_training_batches_from_arrays_equal_streaming_from_the_files(
+    tmp_path, images, load_images
+):
     """array_batches from image_arrays give the batches image_batches streams."""
     dataset = ImageArrayDataset(path=str(tmp_path / "arrays"))
     dataset.save(_counted_plan(images["loaders"], Counter()))
     stored = dataset.load()
     partitions = sorted(images["loaders"])
+    pil_loaders = load_images(images["folder"])
     arguments = {
         "labels": list(range(len(partitions))),
         "size": SIZE,
@@ -136,7 +143,7 @@ def test_training_batches_from_arrays_equal_streaming_from_the_files(tmp_path, i
         "batch_size": 3,
         "shuffle_seed": 5,
     }
-    streamed = image_batches([images["loaders"][p] for p in partitions], **arguments)
+    streamed = image_batches([pil_loaders[p] for p in partitions], **arguments)
     from_arrays = array_batches([stored[p] for p in partitions], **arguments)
     for (streamed_x, streamed_y), (array_x, array_y) in zip(
         streamed.as_numpy_iterator(), from_arrays.as_numpy_iterator(), strict=True
@@ -145,9 +152,13 @@ def test_training_batches_from_arrays_equal_streaming_from_the_files(tmp_path, i
         np.testing.assert_array_equal(streamed_x, array_x)
 
 
-def test_a_loader_that_is_not_a_file_dataset_is_named() -> None:
-    with pytest.raises(DatasetError, match="raw_images must be a PartitionedDataset"):
-        file_reader(lambda: Image.new("RGB", (4, 4)))
+def test_raw_images_that_are_not_bytes_are_refused_naming_the_dataset(
+    tmp_path, images, load_images
+) -> None:
+    """raw_images of pillow.ImageDataset (the old catalog entry) name the fix."""
+    plan = _counted_plan(load_images(images["folder"]), Counter())
+    with pytest.raises(DatasetError, match="must be text.TextDataset"):
+        ImageArrayDataset(path=str(tmp_path / "arrays")).save(plan)
 
 
 @pytest.mark.parametrize(
@@ -201,7 +212,7 @@ def test_arrays_live_on_any_fsspec_filesystem(
     assert "/bucket/arrays/manifest.json" in stored_files
     assert len([f for f in stored_files if f.endswith(".npy")]) == IMAGES
     for partition, load in dataset.load().items():
-        expected = preprocess(images["loaders"][partition](), SIZE, CHANNELS)
+        expected = _preprocessed(images["loaders"][partition])
         np.testing.assert_array_equal(np.asarray(load(), np.float32) / 255.0, expected)
 
     caplog.clear()

@@ -27,10 +27,10 @@ def _all_batches(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture
-def loaders(tmp_path: Path, make_image_folder, load_partitions) -> list:
-    """Loaders of 9 real image files, as the raw_images catalog entry gives them."""
+def loaders(tmp_path: Path, make_image_folder, load_images) -> list:
+    """Loaders of 9 real image files, as PIL images."""
     folder = make_image_folder(tmp_path / "images", {"a": 5, "b": 4})
-    partitions = load_partitions(folder)
+    partitions = load_images(folder)
     return [partitions[name] for name in sorted(partitions)]
 
 

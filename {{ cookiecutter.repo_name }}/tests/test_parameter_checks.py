@@ -37,7 +37,7 @@ BAD_VALUES = [
     ("predict_test_images.batch_size", 0, "an integer >= 1"),
     ("predict_images.batch_size", 0, "an integer >= 1"),
     ("predict_images.on_invalid_image", "Fail", "one of 'skip', 'fail'"),
-    ("index_images.on_invalid_image", "ignore", "one of 'skip', 'fail'"),
+    ("preprocess_images.on_invalid_image", "ignore", "one of 'skip', 'fail'"),
     ("split_images.test_fraction", 1, "a number between 0 and 1"),
     ("register_model.minimum", 2, "null or a number in [0, 1]"),
 ]

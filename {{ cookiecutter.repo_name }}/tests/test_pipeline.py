@@ -6,15 +6,19 @@ Training runs twice in this module (once shared, once to check reproducibility),
 
 from __future__ import annotations
 
+import copy
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import fsspec
 import numpy as np
 import pandas as pd
 import pytest
+from fsspec.implementations.memory import MemoryFileSystem
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
@@ -67,9 +71,13 @@ def training_pipeline() -> Pipeline:
 
 
 def make_catalog(
-    raw_images: Path, output_dir: Path, parameters: Mapping[str, Any]
+    raw_images: Path | str,
+    output_dir: Path,
+    parameters: Mapping[str, Any],
+    raw_images_entry: Mapping[str, Any],
 ) -> DataCatalog:
-    """The project's catalog, with local files or memory in place of MLflow datasets."""
+    """The project's catalog, with local files or memory in place of MLflow datasets;
+    ``raw_images`` is a local folder or an fsspec URL."""
     output_dir.mkdir(parents=True, exist_ok=True)
 
     def file(name: str) -> str:
@@ -77,7 +85,7 @@ def make_catalog(
 
     datasets = {
         "raw_images": ImageFolderDataset(
-            path=str(raw_images), dataset="pillow.ImageDataset"
+            path=str(raw_images), dataset=copy.deepcopy(raw_images_entry["dataset"])
         ),
         "image_index": CSVDataset(filepath=file("image_index.csv")),
         "skipped_image_count": MemoryDataset(),
@@ -103,10 +111,13 @@ def make_catalog(
 
 
 def run_training(
-    raw_images: Path, output_dir: Path, parameters: Mapping[str, Any]
+    raw_images: Path | str,
+    output_dir: Path,
+    parameters: Mapping[str, Any],
+    raw_images_entry: Mapping[str, Any],
 ) -> TrainingRun:
     """Run data processing, training and evaluation with the SequentialRunner."""
-    catalog = make_catalog(raw_images, output_dir, parameters)
+    catalog = make_catalog(raw_images, output_dir, parameters, raw_images_entry)
     SequentialRunner().run(training_pipeline(), catalog)
     return TrainingRun(catalog=catalog, output_dir=output_dir)
 
@@ -126,20 +137,24 @@ def trained(
     tmp_path_factory: pytest.TempPathFactory,
     raw_images: Path,
     fast_parameters: dict[str, Any],
+    raw_images_entry: dict[str, Any],
 ) -> TrainingRun:
     """The one training run that most tests of this module share."""
-    return run_training(raw_images, tmp_path_factory.mktemp("run"), fast_parameters)
+    return run_training(
+        raw_images, tmp_path_factory.mktemp("run"), fast_parameters, raw_images_entry
+    )
 
 
-def test_data_processing_pipeline_runs_alone(
+def test_data_processing_and_features_run_alone(
     tmp_path: Path,
     raw_images: Path,
     fast_parameters: dict[str, Any],
+    raw_images_entry: dict[str, Any],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The data processing slice runs alone and Kedro reports success."""
-    pipeline = data_processing.create_pipeline()
-    catalog = make_catalog(raw_images, tmp_path, fast_parameters)
+    """The data processing and features slices run alone and Kedro reports success."""
+    pipeline = data_processing.create_pipeline() + features.create_pipeline()
+    catalog = make_catalog(raw_images, tmp_path, fast_parameters, raw_images_entry)
     caplog.set_level(logging.INFO, logger="kedro")
     SequentialRunner().run(pipeline, catalog)
     assert "Pipeline execution completed successfully" in caplog.text
@@ -209,14 +224,59 @@ def test_training_is_reproducible(
     tmp_path: Path,
     raw_images: Path,
     fast_parameters: dict[str, Any],
+    raw_images_entry: dict[str, Any],
     trained: TrainingRun,
 ) -> None:
     """Same images, parameters and seed: the same split, history and predictions."""
-    again = run_training(raw_images, tmp_path, fast_parameters)
+    again = run_training(raw_images, tmp_path, fast_parameters, raw_images_entry)
     for name in ("train_split", "validation_split", "test_split", "test_predictions"):
         pd.testing.assert_frame_equal(again.load(name), trained.load(name))
     assert again.load("training_history") == trained.load("training_history")
     assert again.load("test_metrics") == trained.load("test_metrics")
+
+
+class CountingFileSystem(MemoryFileSystem):
+    """fsspec's in-memory filesystem, of its own, counting each file's reads."""
+
+    protocol = "counting"
+    store: ClassVar[dict] = {}
+    pseudo_dirs: ClassVar[list[str]] = [""]
+    reads: ClassVar[Counter[str]] = Counter()
+
+    @classmethod
+    def _strip_protocol(cls, path: str) -> str:
+        return super()._strip_protocol(path.replace("counting://", "memory://", 1))
+
+    def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
+        if "r" in mode:
+            self.reads[self._strip_protocol(path)] += 1
+        return super()._open(path, mode, **kwargs)
+
+    def cat_file(self, path: str, *args: Any, **kwargs: Any) -> bytes:
+        self.reads[self._strip_protocol(path)] += 1
+        return super().cat_file(path, *args, **kwargs)
+
+
+def test_each_raw_image_is_read_once_per_run(
+    tmp_path: Path,
+    raw_images: Path,
+    fast_parameters: dict[str, Any],
+    raw_images_entry: dict[str, Any],
+) -> None:
+    """Indexing, checking, preprocessing, training, evaluation and the top-losses plot
+    read each raw file once in all, here from a filesystem that counts reads."""
+    fsspec.register_implementation("counting", CountingFileSystem, clobber=True)
+    counting = fsspec.filesystem("counting")
+    files = sorted(path for path in raw_images.rglob("*") if path.is_file())
+    for file in files:
+        counting.pipe_file(f"/shapes/{file.relative_to(raw_images)}", file.read_bytes())
+    CountingFileSystem.reads.clear()
+    try:
+        run_training("counting://shapes", tmp_path, fast_parameters, raw_images_entry)
+    finally:
+        counting.rm("/shapes", recursive=True)
+    assert len(CountingFileSystem.reads) == len(files)
+    assert set(CountingFileSystem.reads.values()) == {1}
 
 
 def test_inference_pipeline_only_needs_saved_training_outputs() -> None:

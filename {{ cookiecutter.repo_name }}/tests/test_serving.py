@@ -6,6 +6,7 @@ on a free loopback port, in a thread of the test process.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import inspect
 import io
@@ -40,6 +41,7 @@ from {{ cookiecutter.python_package }}.pipelines.inference.nodes import (
 )
 from {{ cookiecutter.python_package }}.serving import (
     RequestError,
+    TcpSocketConfig,
     create_app,
     logged_limits,
     model_error_response,
@@ -466,3 +468,33 @@ def test_serving_module_imports_no_kedro_project_machinery() -> None:
         timeout=300,
     )
     assert result.stdout.strip() == "[]", result.stdout
+
+
+class NoDelayProbe(asyncio.Protocol):
+    """Records whether each accepted connection has TCP_NODELAY set, then closes it."""
+
+    found: list[int] = []
+
+    def connection_made(self, transport: Any) -> None:
+        connection = transport.get_extra_info("socket")
+        self.found.append(connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        transport.close()
+
+
+def test_connections_to_several_workers_send_without_delay() -> None:
+    """The socket that ``--workers N`` shares gives connections with TCP_NODELAY set,
+    so no keep-alive response waits for the client's delayed ACK (uvicorn #3149)."""
+    listener = TcpSocketConfig(create_app, host="127.0.0.1", port=0).bind_socket()
+
+    async def accept_one() -> None:
+        server = await asyncio.get_running_loop().create_server(
+            NoDelayProbe, sock=listener
+        )
+        async with server:
+            _, writer = await asyncio.open_connection(*listener.getsockname())
+            while not NoDelayProbe.found:
+                await asyncio.sleep(0.01)
+            writer.close()
+
+    asyncio.run(asyncio.wait_for(accept_one(), timeout=10))
+    assert NoDelayProbe.found[0] != 0

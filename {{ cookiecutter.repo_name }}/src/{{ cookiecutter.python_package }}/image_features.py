@@ -1,16 +1,23 @@
 """The preprocessed images as a Kedro dataset: uint8 arrays on disk, one per file content.
 
-Each image file is read once, its bytes digested (SHA-256), and preprocessed with the
-one ``preprocess()`` only if no array for that content and those preprocessing
-parameters exists yet. The arrays are ``.npy`` files of uint8, exactly what
-``preprocess()`` gives times 255 (it only ever returns multiples of 1/255), stored by
-content under a folder named after the parameters::
+Each raw image file is read once per run: its bytes are checked (a decodable image
+within ``image.max_pixels``; an unusable file is skipped or stops the run, as
+``on_invalid_image`` says), digested (SHA-256), and preprocessed with the one
+``preprocess()`` only if no array for that content and those preprocessing parameters
+exists yet. The arrays are ``.npy`` files of uint8, exactly what ``preprocess()`` gives
+times 255 (it only ever returns multiples of 1/255), stored by content under a folder
+named after the parameters::
 
     data/04_feature/image_arrays/64x64x3/ab/ab12...ef.npy
-    data/04_feature/image_arrays/manifest.json   # partition -> array of this run
+    data/04_feature/image_arrays/manifest.json   # partition -> array, the files kept
 
-A second run on the same images reuses every array; a changed image gets a new array
-and a changed size or colour mode a new folder, so only what changed is preprocessed.
+A second run on the same images reuses every array (a stored content decoded before,
+so only its header is read again, for the pixel limit); a changed image gets a new
+array and a changed size or colour mode a new folder, so only what changed is
+preprocessed. The manifest is written last, whole: a run stopped by an unusable file
+leaves the previous manifest as it was. The image index is derived from it
+(data_processing's ``index_images``), so no image is read a second time.
+
 One file per image, rather than shards, keeps that rebuild exact and lets training
 read any shuffled batch by index with one plain read per image (12 KB for 64 px RGB),
 so nothing is held in memory. Memory-mapping each file costs more than reading it at
@@ -30,6 +37,7 @@ import io
 import json
 import logging
 import uuid
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -41,11 +49,16 @@ from kedro.io import AbstractDataset, DatasetError
 from kedro.io.core import get_filepath_str, get_protocol_and_path
 from PIL import Image
 
+from {{ cookiecutter.python_package }}.image_folders import (
+    InvalidImageError,
+    skip_or_fail,
+)
 from {{ cookiecutter.python_package }}.parameter_checks import (
     ParameterError,
 )
 from {{ cookiecutter.python_package }}.preprocessing import (
-    decode_image,
+    TooManyPixelsError,
+    check_pixel_count,
     preprocess,
 )
 
@@ -56,40 +69,69 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ImagesToPreprocess:
-    """What preprocess_images hands to the dataset: each partition's file reader and
-    the preprocessing parameters; the dataset reads, digests and stores them."""
+    """What preprocess_images hands to the dataset: a loader of each raw file's bytes
+    and the parameters to check and preprocess them with; the dataset does the work,
+    one file at a time."""
 
     files: Mapping[str, Callable[[], bytes]]
     size: int
     channels: int
     max_pixels: int
+    on_invalid_image: str
 
 
-def file_reader(load: ImageLoader) -> Callable[[], bytes]:
-    """The bytes of the file behind a ``raw_images`` partition loader.
-
-    ``PartitionedDataset`` gives one bound ``load`` of a file dataset per partition
-    (``pillow.ImageDataset``); its filesystem reads the same file's bytes, so each
-    image crosses the network once and is decoded from those bytes.
-    """
-    dataset = getattr(load, "__self__", None)
-    fs, path = getattr(dataset, "_fs", None), getattr(dataset, "_filepath", None)
-    if fs is None or path is None or not hasattr(dataset, "_protocol"):
+def open_image(partition: str, content: bytes, max_pixels: int) -> Image.Image:
+    """Open a raw file's bytes lazily (header only); refuse it if over ``max_pixels``."""
+    if not isinstance(content, bytes):
         raise DatasetError(
-            f"raw_images partition loader {load!r} is not a file dataset's load: "
-            "raw_images must be a PartitionedDataset of pillow.ImageDataset"
+            f"raw_images gave {type(content).__name__} for '{partition}', not bytes: "
+            "its dataset must be text.TextDataset with fs_args.open_args_load.mode rb"
         )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(content))
+    except Exception as error:  # noqa: BLE001  any failure to open makes it unusable
+        raise InvalidImageError(
+            f"'{partition}' is not a readable image: {error}"
+        ) from error
+    try:
+        check_pixel_count(image.width, image.height, max_pixels)
+    except TooManyPixelsError as error:
+        raise InvalidImageError(f"'{partition}': {error}") from error
+    return image
 
-    location = get_filepath_str(PurePosixPath(path), dataset._protocol)
 
-    def read() -> bytes:
-        with fs.open(location, "rb") as file:
-            return file.read()
+def decode(partition: str, image: Image.Image) -> Image.Image:
+    """Decode an opened image fully; raise InvalidImageError naming the file if it fails."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image.load()
+    except Exception as error:  # noqa: BLE001  any failure to decode makes it unusable
+        raise InvalidImageError(
+            f"'{partition}' is not a readable image: {error}"
+        ) from error
+    return image
 
-    return read
+
+def read(partition: str, load: Callable[[], bytes]) -> bytes:
+    """The bytes of one raw file; raise InvalidImageError naming it if unreadable."""
+    if "/" not in partition:  # e.g. a file beside the class folders
+        raise InvalidImageError(
+            f"'{partition}' is not inside a class folder "
+            "(<images folder>/<class name>/<file>)"
+        )
+    try:
+        return load()
+    except DatasetError as error:  # e.g. a broken link; Kedro wraps the OSError
+        reason = error.__cause__ or error
+        raise InvalidImageError(
+            f"'{partition}' is not a readable image: {reason}"
+        ) from error
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ArrayLoader:
     """Reads one stored uint8 array when called; knows its shape without reading it."""
 
@@ -104,10 +146,10 @@ class ArrayLoader:
 class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, dict[str, ArrayLoader]]):
     """Preprocessed images stored by content digest; loads as {partition: loader}.
 
-    Saving takes an ``ImagesToPreprocess``: each file is read once and digested, and
-    preprocessed only when its array is missing. Loading gives, for every partition of
-    the last save, a function that reads its uint8 array. ``path`` is a local path or
-    any fsspec URL (``s3://bucket/arrays``), as for ``pillow.ImageDataset``.
+    Saving takes an ``ImagesToPreprocess``: each file is read once, checked and
+    digested, and preprocessed only when its array is missing. Loading gives, for
+    every file the last save kept, a function that reads its uint8 array. ``path``
+    is a local path or any fsspec URL (``s3://bucket/arrays``), as for ``raw_images``.
     """
 
     def __init__(
@@ -144,16 +186,22 @@ class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, dict[str, ArrayLoade
         found = self._fs.find(self._location(folder))  # [] when there is no folder
         stored = {PurePosixPath(path).name for path in found}
         arrays, built = {}, 0
-        for partition, read in data.files.items():
-            content = read()
-            digest = hashlib.sha256(content).hexdigest()
-            relative = f"{folder}/{digest[:2]}/{digest}.npy"
-            if f"{digest}.npy" not in stored:
-                image = decode_image(content, data.max_pixels)
-                scaled = preprocess(image, data.size, data.channels)
-                self._write_atomically(relative, array_to_bytes(to_uint8(scaled)))
-                stored.add(f"{digest}.npy")
-                built += 1
+        for partition in sorted(data.files):
+            try:
+                content = read(partition, data.files[partition])
+                image = open_image(partition, content, data.max_pixels)
+                digest = hashlib.sha256(content).hexdigest()
+                relative = f"{folder}/{digest[:2]}/{digest}.npy"
+                if f"{digest}.npy" not in stored:
+                    scaled = preprocess(
+                        decode(partition, image), data.size, data.channels
+                    )
+                    self._write_atomically(relative, array_to_bytes(to_uint8(scaled)))
+                    stored.add(f"{digest}.npy")
+                    built += 1
+            except InvalidImageError as error:
+                skip_or_fail(error, data.on_invalid_image)
+                continue
             arrays[partition] = relative
         logger.info(
             "Preprocessed %d of %d images; %d reused from %s",

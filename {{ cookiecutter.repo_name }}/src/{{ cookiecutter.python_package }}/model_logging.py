@@ -61,9 +61,22 @@ def input_example() -> pd.DataFrame:
     return pd.DataFrame({IMAGE_COLUMN: [buffer.getvalue()]})
 
 
+def tensorflow_distributions() -> list[str]:
+    """The installed distributions that provide the ``tensorflow`` module.
+
+    The usual name is tried first: scanning every installed distribution, the general
+    lookup, adds ~0.4 s to each Kedro command (the registry logs these requirements).
+    """
+    try:
+        version(TENSORFLOW_MODULE)
+    except PackageNotFoundError:
+        return packages_distributions().get(TENSORFLOW_MODULE, [])
+    return [TENSORFLOW_MODULE]
+
+
 def pip_requirements() -> list[str]:
     """The serving dependencies at the versions installed here; a missing one is left out with a warning."""
-    tensorflow = packages_distributions().get(TENSORFLOW_MODULE, [])
+    tensorflow = tensorflow_distributions()
     if not tensorflow:
         logger.warning(
             "No installed distribution provides the '%s' module: the logged model's "

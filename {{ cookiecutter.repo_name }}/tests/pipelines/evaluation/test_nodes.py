@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
-from PIL import Image
 
 from {{ cookiecutter.python_package }}.pipelines.evaluation.nodes import (
     compute_test_metrics,
@@ -122,17 +121,32 @@ def test_plot_top_losses_shows_the_most_confidently_wrong(
     # dog/1.png predicted cat, more confidently wrong than cat/2.png
     columns = ["predicted", "confidence", "probability_cat", "probability_dog"]
     test_predictions.loc[2, columns] = ["cat", 0.95, 0.95, 0.05]
-    raw_images = {
-        name: lambda: Image.new("RGB", (8, 8)) for name in test_predictions["partition"]
+    image_arrays = {
+        name: lambda: np.zeros((8, 8, 3), np.uint8)
+        for name in test_predictions["partition"]
     }
     figure = plot_top_losses(
-        test_predictions, raw_images, CLASS_NAMES, {"count": 9, "columns": 3}
+        test_predictions, image_arrays, CLASS_NAMES, {"count": 9, "columns": 3}
     )
     titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
     assert titles == [
         "true: dog (0.05)\npredicted: cat (0.95)",
         "true: cat (0.30)\npredicted: dog (0.60)",
     ]
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_plot_top_losses_shows_the_stored_arrays(
+    test_predictions: pd.DataFrame, channels: int
+) -> None:
+    """Each wrong image is drawn from its stored array, as the model saw it."""
+    pixels = np.random.default_rng(0).integers(0, 256, (8, 8, channels), np.uint8)
+    image_arrays = {name: lambda: pixels for name in test_predictions["partition"]}
+    figure = plot_top_losses(
+        test_predictions, image_arrays, CLASS_NAMES, {"count": 1, "columns": 1}
+    )
+    [shown] = figure.axes[0].get_images()
+    np.testing.assert_array_equal(shown.get_array(), pixels.squeeze())
 
 
 def test_plot_top_losses_without_mistakes(test_predictions: pd.DataFrame) -> None:

@@ -1,87 +1,43 @@
-"""Index the raw image files, validate them and split them for training."""
+"""Index the checked raw image files and split them for training."""
 
 from __future__ import annotations
 
 import logging
 import math
-import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
-from PIL import Image
 from sklearn.model_selection import train_test_split
 
-from {{ cookiecutter.python_package }}.image_folders import (
-    skip_or_fail,
+from {{ cookiecutter.python_package }}.image_features import (
+    ArrayLoader,
 )
-from {{ cookiecutter.python_package }}.preprocessing import (
-    TooManyPixelsError,
-    check_pixel_count,
+from {{ cookiecutter.python_package }}.image_folders import (
+    InvalidImageError,
 )
 
 logger = logging.getLogger(__name__)
 
 
-class InvalidImageError(ValueError):
-    """A raw file that cannot be used as a training image."""
-
-
-def _check_image(
-    partition: str, load: Callable[[], Image.Image], max_pixels: int
-) -> None:
-    """Load one image fully; raise InvalidImageError naming the file if it is unusable."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = load()
-    except Exception as error:  # noqa: BLE001  any failure to decode makes it unusable
-        reason = error.__cause__ or error  # Kedro wraps it in a multi-line DatasetError
-        raise InvalidImageError(
-            f"'{partition}' is not a readable image: {reason}"
-        ) from error
-    try:
-        check_pixel_count(image.width, image.height, max_pixels)
-    except TooManyPixelsError as error:
-        raise InvalidImageError(f"'{partition}': {error}") from error
-
-
 def index_images(
-    raw_images: Mapping[str, Callable[[], Image.Image]],
-    params: dict[str, Any],
-    image: dict[str, int],
+    raw_images: Mapping[str, Callable[[], Any]],
+    image_arrays: Mapping[str, ArrayLoader],
 ) -> tuple[pd.DataFrame, float]:
-    """List every readable image as (partition, label) and count the files skipped.
+    """List every image kept by the features step as (partition, label); count the rest.
 
     Partitions are ``<class>/<file>`` paths under the raw images folder; the class is
-    the first folder. Unreadable files are skipped with a warning, or fail the run
-    when ``on_invalid_image`` is ``fail`` (image_folders.py).
+    the first folder. ``image_arrays`` holds the files that were read and kept, so no
+    image is read here: the raw images' listing only names what was skipped.
     """
-    if not raw_images:
-        raise InvalidImageError(
-            "No images in the raw images folder (catalog entry 'raw_images', "
-            "data/01_raw/images/ by default): put one folder per class there, each "
-            "holding that class's images, e.g. data/01_raw/images/cat/001.jpg"
-        )
-    rows, skipped, seen_classes = [], 0, set()
-    for partition in sorted(raw_images):
-        label, _, file_name = partition.partition("/")
-        try:
-            if not file_name:  # e.g. a .DS_Store beside the class folders
-                raise InvalidImageError(
-                    f"'{partition}' is not inside a class folder "
-                    "(<images folder>/<class name>/<file>)"
-                )
-            seen_classes.add(label)
-            _check_image(partition, raw_images[partition], image["max_pixels"])
-        except InvalidImageError as error:
-            skip_or_fail(error, params["on_invalid_image"])
-            skipped += 1
-            continue
-        rows.append({"partition": partition, "label": label})
-
+    rows = [
+        {"partition": partition, "label": partition.partition("/")[0]}
+        for partition in sorted(image_arrays)
+    ]
     index = pd.DataFrame(rows, columns=["partition", "label"])
+    seen_classes = {p.partition("/")[0] for p in raw_images if "/" in p}
     _check_classes(index, seen_classes)
+    skipped = len(set(raw_images) - set(image_arrays))
     if skipped:
         logger.warning(
             "Skipped %d unreadable files out of %d", skipped, len(raw_images)

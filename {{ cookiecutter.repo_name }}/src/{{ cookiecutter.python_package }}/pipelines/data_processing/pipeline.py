@@ -1,4 +1,4 @@
-"""Raw images -> validated index -> class names and stratified train/validation/test splits."""
+"""Checked images -> index -> class names and stratified train/validation/test splits."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -11,7 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=index_images,
-                inputs=["raw_images", "params:index_images", "params:image"],
+                inputs=["raw_images", "image_arrays"],
                 outputs=["image_index", "skipped_image_count"],
                 name="index_images",
             ),

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from PIL import Image
 from sklearn.metrics import (
     ConfusionMatrixDisplay,
     accuracy_score,
@@ -142,11 +141,12 @@ def plot_training_curves(training_history: dict[str, list[float]]) -> Figure:
 
 def plot_top_losses(
     test_predictions: pd.DataFrame,
-    raw_images: Mapping[str, Callable[[], Image.Image]],
+    image_arrays: Mapping[str, ArrayLoader],
     class_names: list[str],
     params: dict[str, Any],
 ) -> Figure:
-    """The test images the model got most confidently wrong, true and predicted labels."""
+    """The test images the model got most confidently wrong, as the model saw them
+    (the stored arrays: no image file is read again), true and predicted labels."""
     wrong = test_predictions[test_predictions["label"] != test_predictions["predicted"]]
     true_probability = [
         row[probability_column(row["label"])] for _, row in wrong.iterrows()
@@ -163,7 +163,11 @@ def plot_top_losses(
     if worst.empty:
         axes[0].text(0.5, 0.5, "No test image is misclassified", ha="center")
     for ax, (_, row) in zip(axes, worst.iterrows(), strict=False):
-        ax.imshow(raw_images[row["partition"]]().convert("RGB"))
+        pixels = image_arrays[row["partition"]]()  # uint8 (size, size, channels)
+        if pixels.shape[2] == 1:
+            ax.imshow(pixels[..., 0], cmap="gray", vmin=0, vmax=255)
+        else:
+            ax.imshow(pixels)
         ax.set_title(
             f"true: {row['label']} ({row['true_probability']:.2f})\n"
             f"predicted: {row['predicted']} ({row['confidence']:.2f})",

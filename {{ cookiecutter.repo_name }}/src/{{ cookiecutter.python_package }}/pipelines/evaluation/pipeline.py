@@ -64,7 +64,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 func=plot_top_losses,
                 inputs=[
                     "test_predictions",
-                    "raw_images",
+                    "image_arrays",
                     "class_names",
                     "params:plot_top_losses",
                 ],

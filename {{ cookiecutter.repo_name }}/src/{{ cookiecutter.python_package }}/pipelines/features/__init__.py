@@ -1,4 +1,4 @@
-"""Preprocess every indexed image once per content, into the feature layer."""
+"""Read, check and preprocess every raw image once per content, into the feature layer."""
 
 from .pipeline import create_pipeline
 

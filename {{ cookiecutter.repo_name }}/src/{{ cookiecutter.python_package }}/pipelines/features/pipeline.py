@@ -1,4 +1,4 @@
-"""Indexed raw images -> preprocessed uint8 arrays, stored by content (04_feature)."""
+"""Raw image files -> checked, preprocessed uint8 arrays, stored by content (04_feature)."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -11,11 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=preprocess_images,
-                inputs=[
-                    "raw_images",
-                    "image_index",
-                    "params:image",
-                ],
+                inputs=["raw_images", "params:preprocess_images", "params:image"],
                 outputs="image_arrays",
                 name="preprocess_images",
             ),
