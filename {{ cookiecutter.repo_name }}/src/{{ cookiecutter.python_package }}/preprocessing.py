@@ -60,5 +60,6 @@ def preprocess(image: Image.Image, size: int, channels: int) -> np.ndarray:
     """Orient, convert, resize and scale one image to float32 (size, size, channels) in [0, 1]."""
     image = _to_colour_mode(_upright(image), channels)
     image = image.resize((size, size), Image.Resampling.BILINEAR)
-    array = np.asarray(image, dtype=np.float32) / 255.0
+    array = np.array(image, dtype=np.float32)
+    array /= 255.0  # in place: no second float32 array of the image
     return array.reshape(size, size, channels)
