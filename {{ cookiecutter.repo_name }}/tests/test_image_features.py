@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import fsspec
@@ -15,6 +17,10 @@ from PIL import Image
 from {{ cookiecutter.python_package }}.image_features import (
     ImageArrayDataset,
     ImagesToPreprocess,
+    StreamedArrayLoader,
+)
+from {{ cookiecutter.python_package }}.image_folders import (
+    ImageFolderDataset,
 )
 from {{ cookiecutter.python_package }}.input_pipeline import (
     array_batches,
@@ -29,6 +35,7 @@ from {{ cookiecutter.python_package }}.preprocessing import (
 )
 
 SIZE, CHANNELS, IMAGES, MAX_PIXELS = 20, 3, 8, 40_000_000
+RETRIES = 2
 
 
 @pytest.fixture
@@ -43,6 +50,17 @@ def _preprocessed(load) -> np.ndarray:
     return preprocess(decode_image(load(), MAX_PIXELS), SIZE, CHANNELS)
 
 
+def _plan(files: dict, size: int = SIZE) -> ImagesToPreprocess:
+    """What the features node hands to image_arrays for these file loaders."""
+    return ImagesToPreprocess(
+        files=files,
+        size=size,
+        channels=CHANNELS,
+        max_pixels=MAX_PIXELS,
+        on_invalid_image="fail",
+    )
+
+
 def _counted_plan(loaders: dict, reads: Counter, size: int = SIZE):
     """An ImagesToPreprocess whose file loaders count how often each file is read."""
 
@@ -53,13 +71,7 @@ def _counted_plan(loaders: dict, reads: Counter, size: int = SIZE):
 
         return read
 
-    return ImagesToPreprocess(
-        files={p: counting(p) for p in sorted(loaders)},
-        size=size,
-        channels=CHANNELS,
-        max_pixels=MAX_PIXELS,
-        on_invalid_image="fail",
-    )
+    return _plan({p: counting(p) for p in sorted(loaders)}, size)
 
 
 def _preprocessed_count(caplog: pytest.LogCaptureFixture) -> int:
@@ -222,3 +234,142 @@ def test_arrays_live_on_any_fsspec_filesystem(
         )
     assert _preprocessed_count(caplog) == 0
     assert set(reads.values()) == {2}
+
+
+def _npy_files(folder: Path) -> list[Path]:
+    """Every .npy file under ``folder``."""
+    return sorted(folder.rglob("*.npy"))
+
+
+def _assert_is_preprocessed(load, raw_file) -> None:
+    """A loader's uint8 array is what preprocess() gives for the raw file."""
+    np.testing.assert_array_equal(
+        np.asarray(load(), np.float32) / 255.0, _preprocessed(raw_file)
+    )
+
+
+def test_streamed_arrays_are_the_stored_ones_and_none_is_written(tmp_path, images):
+    """With store_arrays false, each loader makes from the raw file the very array the
+    stored mode stores (shape, dtype, pixels), and no array file is written."""
+    stored = ImageArrayDataset(path=str(tmp_path / "stored"))
+    streamed = ImageArrayDataset(path=str(tmp_path / "streamed"), store_arrays=False)
+    stored.save(_plan(images["loaders"]))
+    streamed.save(_plan(images["loaders"]))
+    assert _npy_files(tmp_path / "streamed") == []
+    assert (tmp_path / "streamed" / "manifest.json").is_file()
+    from_arrays, from_files = stored.load(), streamed.load()
+    assert sorted(from_files) == sorted(from_arrays) == sorted(images["loaders"])
+    for partition, load in from_files.items():
+        assert load.shape == from_arrays[partition].shape
+        array = load()
+        assert array.dtype == np.uint8
+        np.testing.assert_array_equal(array, from_arrays[partition]())
+
+
+def test_a_raw_file_changed_or_deleted_after_the_check_is_refused_naming_it(
+    tmp_path, images
+):
+    """Training never uses bytes the features step did not check."""
+    dataset = ImageArrayDataset(path=str(tmp_path / "streamed"), store_arrays=False)
+    dataset.save(_plan(images["loaders"]))
+    loaders = dataset.load()
+    changed, deleted = images["folder"] / "a" / "a_000.png", images["folder"] / "b"
+    Image.new("RGB", (24, 24), "red").save(changed)
+    (deleted / "b_001.jpg").unlink()
+    with pytest.raises(DatasetError) as raised:
+        loaders["a/a_000.png"]()
+    assert str(raised.value) == (
+        f"'{changed.as_posix()}' changed since the features step checked it (its "
+        "SHA-256 differs from image_arrays' manifest): run `kedro run` to check the "
+        "raw images again"
+    )
+    with pytest.raises(DatasetError, match=r"b/b_001\.jpg' is gone since the features"):
+        loaders["b/b_001.jpg"]()
+    _assert_is_preprocessed(loaders["a/a_002.png"], images["loaders"]["a/a_002.png"])
+
+
+def test_streaming_save_checks_every_file_as_the_stored_one(
+    tmp_path, images, load_partitions, caplog
+):
+    """Unusable files are skipped or stop the save, as in the stored mode; a content
+    the last manifest lists as checked is not decoded again."""
+    (images["folder"] / "a" / "broken.png").write_bytes(b"not an image")
+    loaders = load_partitions(images["folder"])
+    dataset = ImageArrayDataset(path=str(tmp_path / "streamed"), store_arrays=False)
+    plan = _plan(loaders)
+    with pytest.raises(DatasetError, match=r"'a/broken\.png' is not a readable image"):
+        dataset.save(plan)
+    assert not dataset.exists()
+    with caplog.at_level(logging.INFO):
+        dataset.save(replace(plan, on_invalid_image="skip"))
+        assert "Skipping 'a/broken.png' is not a readable image" in caplog.text
+        assert sorted(dataset.load()) == sorted(images["loaders"])
+        caplog.clear()
+        dataset.save(replace(plan, on_invalid_image="skip"))
+    assert f"Checked {IMAGES} images (0 decoded, {IMAGES} known)" in caplog.text
+
+
+def test_switching_store_arrays_rebuilds_and_never_mixes(tmp_path, images, caplog):
+    """Each mode refuses the other's manifest until a save rebuilds it; switching to
+    streaming names the arrays left behind; switching back reuses them."""
+    path = str(tmp_path / "arrays")
+    stored = ImageArrayDataset(path=path)
+    streamed = ImageArrayDataset(path=path, store_arrays=False)
+    stored.save(_plan(images["loaders"]))
+    with pytest.raises(DatasetError) as raised:
+        streamed.load()
+    assert str(raised.value) == (
+        f"image_arrays was saved with store_arrays true ({path}/manifest.json), the "
+        "catalog now says false: run `kedro run` to rebuild it"
+    )
+    with caplog.at_level(logging.WARNING):
+        streamed.save(_plan(images["loaders"]))
+    assert f"arrays of an earlier run remain in {path}/{SIZE}x{SIZE}x3" in caplog.text
+    assert all(
+        isinstance(load, StreamedArrayLoader) for load in streamed.load().values()
+    )
+    with pytest.raises(DatasetError, match="saved with store_arrays false"):
+        stored.load()
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        stored.save(_plan(images["loaders"]))
+    assert _preprocessed_count(caplog) == 0
+    assert not any(
+        isinstance(load, StreamedArrayLoader) for load in stored.load().values()
+    )
+
+
+def test_streaming_needs_raw_images_that_name_their_files(tmp_path, images):
+    """Loaders without a URL (not an ImageFolderDataset's) are refused, naming one."""
+    plan = _counted_plan(images["loaders"], Counter())  # functions, without a URL
+    dataset = ImageArrayDataset(path=str(tmp_path / "streamed"), store_arrays=False)
+    with pytest.raises(
+        DatasetError, match="raw_images gave function for 'a/a_000.png'"
+    ):
+        dataset.save(plan)
+
+
+def test_raw_files_options_open_the_raw_filesystem(
+    tmp_path, images, memory_filesystem, raw_images_entry
+):
+    """raw_files' credentials and fs_args open the raw files' filesystem, as those of
+    raw_images open its own; any other key is refused in one line."""
+    for partition, load in images["loaders"].items():
+        memory_filesystem.pipe_file(f"/raw/{partition}", load())
+    raw = ImageFolderDataset(
+        path="memory:///raw", dataset=copy.deepcopy(raw_images_entry["dataset"])
+    ).load()
+    dataset = ImageArrayDataset(
+        path=str(tmp_path / "streamed"),
+        store_arrays=False,
+        raw_files={"credentials": {"token": "secret"}, "fs_args": {"retries": RETRIES}},
+    )
+    dataset.save(_plan(raw))
+    loaders = dataset.load()
+    assert {load.fs.storage_options["token"] for load in loaders.values()} == {"secret"}
+    assert loaders["a/a_000.png"].fs.storage_options["retries"] == RETRIES
+    _assert_is_preprocessed(loaders["a/a_000.png"], images["loaders"]["a/a_000.png"])
+    with pytest.raises(
+        DatasetError, match="raw_files takes credentials and fs_args, not key"
+    ):
+        ImageArrayDataset(path="arrays", raw_files={"key": "secret"})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -257,26 +257,59 @@ class CountingFileSystem(MemoryFileSystem):
         return super().cat_file(path, *args, **kwargs)
 
 
-def test_each_raw_image_is_read_once_per_run(
-    tmp_path: Path,
-    raw_images: Path,
-    fast_parameters: dict[str, Any],
-    raw_images_entry: dict[str, Any],
-) -> None:
-    """Indexing, checking, preprocessing, training, evaluation and the top-losses plot
-    read each raw file once in all, here from a filesystem that counts reads."""
+@pytest.fixture
+def counted_raw_images(raw_images: Path) -> Iterator[list[Path]]:
+    """The raw images copied to ``counting://shapes``, reads counted from zero; the
+    local files copied."""
     fsspec.register_implementation("counting", CountingFileSystem, clobber=True)
     counting = fsspec.filesystem("counting")
     files = sorted(path for path in raw_images.rglob("*") if path.is_file())
     for file in files:
         counting.pipe_file(f"/shapes/{file.relative_to(raw_images)}", file.read_bytes())
     CountingFileSystem.reads.clear()
-    try:
-        run_training("counting://shapes", tmp_path, fast_parameters, raw_images_entry)
-    finally:
-        counting.rm("/shapes", recursive=True)
-    assert len(CountingFileSystem.reads) == len(files)
+    yield files
+    counting.rm("/shapes", recursive=True)
+
+
+def test_each_raw_image_is_read_once_per_run(
+    tmp_path: Path,
+    counted_raw_images: list[Path],
+    fast_parameters: dict[str, Any],
+    raw_images_entry: dict[str, Any],
+) -> None:
+    """Indexing, checking, preprocessing, training, evaluation and the top-losses plot
+    read each raw file once in all, here from a filesystem that counts reads."""
+    run_training("counting://shapes", tmp_path, fast_parameters, raw_images_entry)
+    assert len(CountingFileSystem.reads) == len(counted_raw_images)
     assert set(CountingFileSystem.reads.values()) == {1}
+
+
+def test_streaming_from_raw_files_reads_them_at_every_epoch(
+    tmp_path: Path,
+    counted_raw_images: list[Path],
+    fast_parameters: dict[str, Any],
+    raw_images_entry: dict[str, Any],
+) -> None:
+    """With ``store_arrays: false`` the pipeline trains and evaluates storing no array:
+    the features step reads each file once, then every epoch reads each training and
+    validation file again, and evaluation the test files."""
+    catalog = make_catalog(
+        "counting://shapes", tmp_path, fast_parameters, raw_images_entry
+    )
+    arrays = tmp_path / "image_arrays"
+    catalog["image_arrays"] = ImageArrayDataset(path=str(arrays), store_arrays=False)
+    SequentialRunner().run(training_pipeline(), catalog)
+    assert not list(arrays.rglob("*.npy"))
+    epochs = len(catalog.load("training_history")["loss"])
+    assert epochs == fast_parameters["train_classifier"]["epochs"]
+
+    def reads(split: str) -> set[int]:
+        partitions = catalog.load(f"{split}_split")["partition"]
+        return {CountingFileSystem.reads[f"/shapes/{p}"] for p in partitions}
+
+    assert reads("train") == reads("validation") == {1 + epochs}
+    assert reads("test") <= {2, 3}  # evaluation, and the top-losses plot for some
+    assert len(CountingFileSystem.reads) == len(counted_raw_images)
 
 
 def test_inference_pipeline_only_needs_saved_training_outputs() -> None:

@@ -25,6 +25,16 @@ that size, and one large memory-mapped file would be rewritten whenever one imag
 changes. Arrays are a quarter of the float32 they stand for. The folder is a local
 path or any fsspec URL (``s3://bucket/arrays``): every file goes through fsspec.
 
+Where the disk cannot hold the arrays, ``store_arrays: false`` stores none: ``save``
+checks every file just the same (decoding each content the last manifest does not list)
+and the manifest records each kept file's URL and SHA-256 instead of an array. Each
+loader call then reads the raw file, checks its digest (a file changed or deleted
+since the features step is refused, naming it: hashing costs 1-2 % of the
+decoding it guards) and makes the very array the stored mode would have stored, so
+every epoch reads and preprocesses every image again. A save in either mode writes
+the whole manifest of that mode, and loading a manifest of the other mode is refused,
+so arrays and streamed files never mix.
+
 Loaders know the shape they were stored at, so a run whose ``image`` parameters differ
 (``kedro run --from-nodes train_classifier --params image.size=64``) is refused in one
 line naming the parameter, before TensorFlow meets arrays of the wrong shape.
@@ -45,12 +55,14 @@ from typing import Any
 
 import fsspec
 import numpy as np
+from fsspec.utils import get_protocol
 from kedro.io import AbstractDataset, DatasetError
 from kedro.io.core import get_filepath_str, get_protocol_and_path
 from PIL import Image
 
 from {{ cookiecutter.python_package }}.image_folders import (
     InvalidImageError,
+    RawFile,
     skip_or_fail,
 )
 from {{ cookiecutter.python_package }}.parameter_checks import (
@@ -143,6 +155,33 @@ class ArrayLoader:
         return array_from_bytes(self.fs.cat_file(self.location), self.shape)
 
 
+@dataclass(frozen=True, slots=True)
+class StreamedArrayLoader(ArrayLoader):
+    """Makes the array from the raw file at ``location`` on every call, exactly as a
+    stored one was made; refuses a file whose bytes are no longer the ones checked."""
+
+    sha256: str
+    max_pixels: int
+
+    def __call__(self) -> np.ndarray:
+        try:
+            content = self.fs.cat_file(self.location)
+        except FileNotFoundError as error:
+            raise DatasetError(
+                f"'{self.location}' is gone since the features step checked it: "
+                "run `kedro run` to check the raw images again"
+            ) from error
+        if hashlib.sha256(content).hexdigest() != self.sha256:
+            raise DatasetError(
+                f"'{self.location}' changed since the features step checked it "
+                "(its SHA-256 differs from image_arrays' manifest): run `kedro run` "
+                "to check the raw images again"
+            )
+        size, _, channels = self.shape
+        image = open_image(self.location, content, self.max_pixels)
+        return preprocessed_uint8(self.location, image, size, channels)
+
+
 class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, dict[str, ArrayLoader]]):
     """Preprocessed images stored by content digest; loads as {partition: loader}.
 
@@ -150,12 +189,19 @@ class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, dict[str, ArrayLoade
     digested, and preprocessed only when its array is missing. Loading gives, for
     every file the last save kept, a function that reads its uint8 array. ``path``
     is a local path or any fsspec URL (``s3://bucket/arrays``), as for ``raw_images``.
+
+    With ``store_arrays=False`` no array is written: the manifest records each kept
+    file's URL and SHA-256, and every loader call reads the raw file again and
+    preprocesses it (each epoch streams from the raw files). ``raw_files`` holds the
+    ``credentials`` and ``fs_args`` to open them with, as ``raw_images`` has them.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913  each one a catalog key
         self,
         *,
         path: str,
+        store_arrays: bool = True,
+        raw_files: dict[str, Any] | None = None,
         credentials: dict[str, Any] | None = None,
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
@@ -167,20 +213,59 @@ class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, dict[str, ArrayLoade
         self._protocol = protocol
         self._root = PurePosixPath(root)
         self._fs = fsspec.filesystem(protocol, **(credentials or {}), **fs_args)
+        self._store_arrays = store_arrays
+        self._raw_files = _raw_files_options(raw_files or {})
         self.metadata = metadata
 
     def _location(self, relative: str) -> str:
         return get_filepath_str(self._root / relative, self._protocol)
 
     def load(self) -> dict[str, ArrayLoader]:
-        manifest = json.loads(self._fs.cat_file(self._location(MANIFEST)))
+        manifest = self._manifest()
         shape = (manifest["size"], manifest["size"], manifest["channels"])
+        if self._store_arrays:
+            return {
+                partition: ArrayLoader(self._fs, self._location(relative), shape)
+                for partition, relative in manifest["arrays"].items()
+            }
+        filesystems: dict[str, fsspec.AbstractFileSystem] = {}
         return {
-            partition: ArrayLoader(self._fs, self._location(relative), shape)
-            for partition, relative in manifest["arrays"].items()
+            partition: StreamedArrayLoader(
+                self._raw_filesystem(kept["url"], filesystems),
+                kept["url"],
+                shape,
+                kept["sha256"],
+                manifest["max_pixels"],
+            )
+            for partition, kept in manifest["raw_files"].items()
         }
 
+    def _manifest(self) -> dict[str, Any]:
+        """The last save's manifest; refused if saved with the other ``store_arrays``."""
+        manifest = json.loads(self._fs.cat_file(self._location(MANIFEST)))
+        streamed = "raw_files" in manifest
+        if streamed == self._store_arrays:
+            raise DatasetError(
+                f"image_arrays was saved with store_arrays {str(not streamed).lower()} "
+                f"({self._location(MANIFEST)}), the catalog now says "
+                f"{str(self._store_arrays).lower()}: run `kedro run` to rebuild it"
+            )
+        return manifest
+
+    def _raw_filesystem(
+        self, url: str, filesystems: dict[str, fsspec.AbstractFileSystem]
+    ) -> fsspec.AbstractFileSystem:
+        """The filesystem of a raw file's URL, one per protocol, opened with
+        ``raw_files``' credentials and fs_args."""
+        protocol = get_protocol(url)
+        if protocol not in filesystems:
+            filesystems[protocol] = fsspec.filesystem(protocol, **self._raw_files)
+        return filesystems[protocol]
+
     def save(self, data: ImagesToPreprocess) -> None:
+        if not self._store_arrays:
+            self._save_raw_files(data)
+            return
         folder = f"{data.size}x{data.size}x{data.channels}"
         # One listing rather than one existence check per image (a request each on S3).
         found = self._fs.find(self._location(folder))  # [] when there is no folder
@@ -193,10 +278,10 @@ class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, dict[str, ArrayLoade
                 digest = hashlib.sha256(content).hexdigest()
                 relative = f"{folder}/{digest[:2]}/{digest}.npy"
                 if f"{digest}.npy" not in stored:
-                    scaled = preprocess(
-                        decode(partition, image), data.size, data.channels
+                    array = preprocessed_uint8(
+                        partition, image, data.size, data.channels
                     )
-                    self._write_atomically(relative, array_to_bytes(to_uint8(scaled)))
+                    self._write_atomically(relative, array_to_bytes(array))
                     stored.add(f"{digest}.npy")
                     built += 1
             except InvalidImageError as error:
@@ -213,6 +298,68 @@ class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, dict[str, ArrayLoade
         manifest = {"size": data.size, "channels": data.channels, "arrays": arrays}
         self._write_atomically(MANIFEST, json.dumps(manifest, indent=0).encode())
 
+    def _save_raw_files(self, data: ImagesToPreprocess) -> None:
+        """Check each file as ``save`` does and record where it is and its digest;
+        decode only contents the last manifest did not list as checked."""
+        checked = self._streamed_digests()
+        raw_files, decoded = {}, 0
+        for partition in sorted(data.files):
+            load = data.files[partition]
+            if not isinstance(load, RawFile):
+                raise DatasetError(
+                    f"image_arrays with store_arrays false reads the raw files again, "
+                    f"so it needs their URLs: raw_images gave {type(load).__name__} "
+                    f"for '{partition}', not an ImageFolderDataset's RawFile"
+                )
+            try:
+                content = read(partition, load)
+                image = open_image(partition, content, data.max_pixels)
+                digest = hashlib.sha256(content).hexdigest()
+                if digest not in checked:
+                    decode(partition, image)
+                    checked.add(digest)
+                    decoded += 1
+            except InvalidImageError as error:
+                skip_or_fail(error, data.on_invalid_image)
+                continue
+            raw_files[partition] = {"url": load.url, "sha256": digest}
+        logger.info(
+            "Checked %d images (%d decoded, %d known); no arrays stored "
+            "(store_arrays false): each epoch preprocesses the raw files again",
+            len(raw_files),
+            decoded,
+            len(raw_files) - decoded,
+        )
+        self._warn_of_stored_arrays()
+        manifest = {
+            "size": data.size,
+            "channels": data.channels,
+            "max_pixels": data.max_pixels,
+            "raw_files": raw_files,
+        }
+        self._write_atomically(MANIFEST, json.dumps(manifest, indent=0).encode())
+
+    def _streamed_digests(self) -> set[str]:
+        """The contents the last streaming save checked (decoded whole), if any."""
+        if not self._exists():
+            return set()
+        manifest = json.loads(self._fs.cat_file(self._location(MANIFEST)))
+        return {kept["sha256"] for kept in manifest.get("raw_files", {}).values()}
+
+    def _warn_of_stored_arrays(self) -> None:
+        """Name the folders of arrays an earlier stored run left, which this mode never
+        reads (kept, as stored mode keeps stale arrays: switching back reuses them)."""
+        root = self._location("")
+        if not self._fs.isdir(root):
+            return
+        folders = [p for p in self._fs.ls(root, detail=False) if self._fs.isdir(p)]
+        if folders:
+            logger.warning(
+                "image_arrays stores no arrays (store_arrays false), yet arrays of an "
+                "earlier run remain in %s: delete them to reclaim the disk",
+                ", ".join(sorted(folders)),
+            )
+
     def _write_atomically(self, relative: str, content: bytes) -> None:
         """Write a file so that a crash leaves no half of it: object stores store whole
         objects; a local file is written beside its target, then renamed."""
@@ -228,7 +375,22 @@ class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, dict[str, ArrayLoade
         return self._fs.isfile(self._location(MANIFEST))
 
     def _describe(self) -> dict[str, Any]:
-        return {"path": self._location(""), "protocol": self._protocol}
+        return {
+            "path": self._location(""),
+            "protocol": self._protocol,
+            "store_arrays": self._store_arrays,
+        }
+
+
+def _raw_files_options(raw_files: dict[str, Any]) -> dict[str, Any]:
+    """The storage options that open the raw files: ``credentials`` and ``fs_args``."""
+    unknown = set(raw_files) - {"credentials", "fs_args"}
+    if unknown:
+        raise DatasetError(
+            f"image_arrays.raw_files takes credentials and fs_args, not "
+            f"{', '.join(sorted(unknown))}"
+        )
+    return {**(raw_files.get("credentials") or {}), **(raw_files.get("fs_args") or {})}
 
 
 def check_stored_shape(
@@ -262,6 +424,13 @@ def array_from_bytes(data: bytes, shape: tuple[int, ...]) -> np.ndarray:
         return np.load(io.BytesIO(data))
     header_end = 10 + int.from_bytes(data[8:10], "little")
     return np.frombuffer(data, np.uint8, offset=header_end).reshape(shape)
+
+
+def preprocessed_uint8(
+    partition: str, image: Image.Image, size: int, channels: int
+) -> np.ndarray:
+    """An opened raw image decoded and preprocessed, as the uint8 array stored for it."""
+    return to_uint8(preprocess(decode(partition, image), size, channels))
 
 
 def to_uint8(scaled: np.ndarray) -> np.ndarray:

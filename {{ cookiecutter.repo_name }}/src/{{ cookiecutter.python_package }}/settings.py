@@ -16,19 +16,20 @@ from omegaconf import OmegaConf
 # while they load (~1 s of every `kedro run`), so it waits until they are in, and
 # then leaves them out of its collections (gc.freeze).
 gc.disable()
-from {{ cookiecutter.python_package }}.hooks import (  # noqa: E402
-    SQLITE_PREFIX,
-    InterruptedRunHooks,
-    ModelRegistrationHooks,
-    ParameterCheckHooks,
-    TrackingStoreHooks,
-)
-from {{ cookiecutter.python_package }}.multi_worker import (  # noqa: E402
-    ChiefOnlyTrackingHooks,
-)
-
-gc.freeze()
-gc.enable()
+try:
+    from {{ cookiecutter.python_package }}.hooks import (
+        SQLITE_PREFIX,
+        InterruptedRunHooks,
+        ModelRegistrationHooks,
+        ParameterCheckHooks,
+        TrackingStoreHooks,
+    )
+    from {{ cookiecutter.python_package }}.multi_worker import (
+        ChiefOnlyTrackingHooks,
+    )
+finally:
+    gc.freeze()
+    gc.enable()
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
