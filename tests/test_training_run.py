@@ -388,6 +388,30 @@ def test_a_partial_run_logs_and_registers_no_model(project_copy, part):
     assert len(client.search_logged_models([experiment.experiment_id])) == 1
 
 
+def test_a_run_from_training_registers_with_the_earlier_runs_data(project_copy):
+    """`kedro run --from-nodes train_classifier` retrains on the stored splits: the new
+    version gets its output columns and the digests of the images it was trained on."""
+    result = kedro_one_line_logs(
+        "run",
+        "--from-nodes",
+        "train_classifier",
+        "--params",
+        "train_classifier.epochs=1,register_model.minimum=0",
+        cwd=project_copy,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    client = mlflow.MlflowClient(project_tracking_uri(project_copy))
+    assert registered_versions(client, PACKAGE) == [1, 2]
+    first, second = (client.get_model_version(PACKAGE, v) for v in ("1", "2"))
+    for tag in ("data_digest", "test_digest", "classes"):
+        assert second.tags[tag] == first.tags[tag]
+    mlflow.set_tracking_uri(project_tracking_uri(project_copy))
+    outputs = mlflow.models.get_model_info(f"models:/{PACKAGE}/2").signature.outputs
+    assert [column["name"] for column in outputs.to_dict()][2:] == [
+        f"probability_{name}" for name in CLASSES
+    ]
+
+
 def test_a_model_below_the_gate_is_logged_not_registered(project_copy):
     """The gate's minimum is a parameter; a refused model says why."""
     result = kedro_one_line_logs(

@@ -4,7 +4,8 @@ In one fresh process (this module run as a script), the logged model is loaded w
 ``mlflow.pyfunc.load_model`` and these sides are timed alternately, ``--repeats``
 rounds of ``--overhead-calls`` calls, at batch 1 and 32 of the drawn shapes' files:
 
-- ``keras``: the bare network, ``predict_on_batch`` on preprocessed images;
+- ``keras``: the bare network, Keras's ``predict_on_batch`` on preprocessed images;
+- ``shared model``: the project's call of the same network (``SharedKerasModel``);
 - ``direct``: the same work by hand (``preprocess_payload`` then ``classify``);
 - ``logged``: ``model.predict(table)``, the logged model as served, with the
   project's lean runner (pipelines/inference/runner.py);
@@ -42,6 +43,7 @@ OPTIONS = {
 }
 SIDES = (
     "keras",
+    "shared model",
     "direct",
     "logged",
     "logged, Kedro's runner",
@@ -76,13 +78,14 @@ def rows(result: dict[str, Any], settings: Any) -> list[Row]:
     for batch, times in result.items():
         ms = {name: statistics.median(values) for name, values in times.items()}
         target = "<= 2x" if batch == "batch 1" else "<= 1.2x"
-        for name in SIDES[2:]:
+        for name in SIDES[3:]:
             found.append(
                 Row(
                     NUMBER,
                     f"predict, {batch}, ms: {name} vs bare Keras",
                     f"{ms[name]:.2f}",
-                    f"{ms['keras']:.2f} (Keras predict_on_batch); "
+                    f"{ms['keras']:.2f} (Keras predict_on_batch; "
+                    f"{ms['shared model']:.2f} the project's call); "
                     f"{ms['direct']:.2f} preprocessing + Keras by hand "
                     f"({ms[name] / ms['direct']:.2f}x)",
                     ms[name] / ms["keras"],
@@ -178,7 +181,8 @@ def probe(
                 KedroPipelineModel.predict = original_predict
 
         sides = {
-            "keras": lambda x=preprocessed: keras_model.predict_proba(x),
+            "keras": lambda x=preprocessed: keras_model.model.predict_on_batch(x),
+            "shared model": lambda x=preprocessed: keras_model.predict_proba(x),
             "direct": lambda t=table: nodes.classify(
                 nodes.preprocess_payload(t, image, limits), keras_model, class_names
             ),

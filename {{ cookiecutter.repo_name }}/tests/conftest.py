@@ -7,6 +7,7 @@ import os
 import struct
 import zlib
 from collections.abc import Callable, Iterator, Mapping
+from importlib.metadata import PackageNotFoundError, packages_distributions, version
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 import yaml
 from PIL import Image, ImageDraw
 
+from {{ cookiecutter.python_package }} import model_logging
 from {{ cookiecutter.python_package }}.image_features import (
     ArrayLoader,
     ImageArrayDataset,
@@ -191,3 +193,26 @@ def mlflow_run(
         while mlflow.active_run():
             mlflow.end_run()
         mlflow.set_tracking_uri(previous)
+
+
+@pytest.fixture
+def tensorflow_installed_as(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Make the ``tensorflow`` module look provided by other distributions (or none)."""
+
+    def install(*names: str, tensorflow_version: str = "2.21.0") -> None:
+        monkeypatch.setattr(
+            model_logging,
+            "packages_distributions",
+            lambda: {**packages_distributions(), "tensorflow": list(names)},
+        )
+
+        def fake_version(name: str) -> str:
+            if name in names:
+                return tensorflow_version
+            if name == "tensorflow":
+                raise PackageNotFoundError(name)
+            return version(name)
+
+        monkeypatch.setattr(model_logging, "version", fake_version)
+
+    return install

@@ -22,7 +22,6 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from kedro_mlflow.pipeline.pipeline_ml import PipelineML
 
-from {{ cookiecutter.python_package }} import model_logging
 from {{ cookiecutter.python_package }}.payload import (
     IMAGE_COLUMN,
 )
@@ -92,11 +91,11 @@ def test_the_default_pipeline_is_the_pipeline_ml_itself(project):
 
 
 def test_registering_pipelines_never_fails_on_the_tensorflow_distribution(
-    project, monkeypatch
+    project, tensorflow_installed_as
 ):
     """Whatever TensorFlow installs as (or none found), `kedro` commands still work."""
     bootstrap_project(project)
-    monkeypatch.setattr(model_logging, "packages_distributions", dict)
+    tensorflow_installed_as()
     assert isinstance(register_pipelines()["__default__"], PipelineML)
 
 

@@ -162,6 +162,26 @@ def test_exif_orientation_is_applied(tmp_path: Path, tag: int, dark_half: str) -
     assert abs(top - bottom) > 0.8  # noqa: PLR2004
 
 
+@pytest.mark.parametrize(
+    ("mode", "file_name", "save_args"),
+    [
+        ("RGB", "rgb.png", {}),
+        ("L", "gray.png", {}),
+        ("RGB", "upright.jpg", {"exif": orientation(1)}),
+        ("RGB", "rotated.jpg", {"exif": orientation(6)}),
+    ],
+)
+def test_preprocess_leaves_its_input_unchanged(
+    tmp_path: Path, mode: str, file_name: str, save_args: dict[str, Any]
+) -> None:
+    """Upright images in the wanted mode are used, not copied, and are never changed."""
+    image = save_and_load(sample_image(mode), tmp_path / file_name, **save_args)
+    pixels = np.asarray(image).copy()
+    preprocess(image, 16, 3 if mode == "RGB" else 1)
+    assert image.size == (WIDTH, HEIGHT)
+    np.testing.assert_array_equal(np.asarray(image), pixels)
+
+
 @dataclass(frozen=True)
 class FileCase:
     """An image file to write: its name, colour mode and save options."""

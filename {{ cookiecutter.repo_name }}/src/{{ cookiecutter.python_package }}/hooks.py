@@ -48,6 +48,9 @@ from {{ cookiecutter.python_package }}.training_history import (
 logger = logging.getLogger(__name__)
 
 TEST_METRIC_PREFIX = "test."
+# What registration needs from the run: the model's classes, the epoch it keeps, and
+# the digests of its images and of its test set.
+RECORDED_OUTPUTS = ("class_names", "training_history", "image_index", "test_split")
 SQLITE_PREFIX = "sqlite:///"
 
 
@@ -96,14 +99,26 @@ class ModelRegistrationHooks:
         self._pipeline = pipeline if isinstance(pipeline, PipelineML) else None
         active = mlflow.active_run()  # opened by kedro-mlflow's hook, called first
         self._run_id = active.info.run_id if active else None
-        if self._pipeline is not None:
-            self._pipeline.log_model_kwargs["name"] = registered_model_name(catalog)
+        if self._pipeline is None:
+            return
+        self._pipeline.log_model_kwargs["name"] = registered_model_name(catalog)
+        # A partial run (`kedro run --from-nodes train_classifier`) reads what it does
+        # not make from an earlier run's files.
+        earlier = {
+            name: catalog.load(name)
+            for name in RECORDED_OUTPUTS
+            if name not in pipeline.all_outputs() and catalog.exists(name)
+        }
+        self._record(earlier)
 
     @hook_impl
     def after_node_run(self, outputs: dict[str, Any]) -> None:
-        if self._pipeline is None:
-            return
-        for name in ("class_names", "training_history", "image_index", "test_split"):
+        if self._pipeline is not None:
+            self._record(outputs)
+
+    def _record(self, outputs: dict[str, Any]) -> None:
+        """Keep what registration needs, and complete the model's logging arguments."""
+        for name in RECORDED_OUTPUTS:
             if name in outputs:
                 self._outputs[name] = outputs[name]
         self._trained = self._trained or TRAINED_MODEL in outputs

@@ -6,6 +6,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 from kedro_datasets.tensorflow import TensorFlowModelDataset
 
 
@@ -19,14 +20,20 @@ class SharedKerasModel:
 
     def __init__(self, model: keras.Model) -> None:
         self.model = model
+        # One graph for every batch size, traced once here. Called directly, it skips
+        # the argument matching of predict_on_batch (0.17 of 0.59 ms at batch 1, row 9)
+        # and runs the same operations, so the probabilities are the same.
+        images = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+        self._forward = tf.function(
+            lambda batch: model(batch, training=False), input_signature=[images]
+        ).get_concrete_function()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> SharedKerasModel:
         return self
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities for a batch of preprocessed images, one row per image."""
-        # Keras compiles this call once; an eager model(images) costs ~4x more per call.
-        return self.model.predict_on_batch(images)
+        return self._forward(tf.constant(images, tf.float32)).numpy()
 
 
 class KerasModelDataset(TensorFlowModelDataset):

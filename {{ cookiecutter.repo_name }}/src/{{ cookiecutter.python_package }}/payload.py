@@ -17,7 +17,6 @@ from PIL import Image, UnidentifiedImageError
 from {{ cookiecutter.python_package }}.preprocessing import (
     TooManyPixelsError,
     check_pixel_count,
-    decode_image,
 )
 
 IMAGE_COLUMN = "image"
@@ -71,13 +70,14 @@ def json_type(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def check_images(
+def open_images(
     images: Sequence[Any], limits: dict[str, Any], max_pixels: int
-) -> None:
-    """Refuse a request before decoding any image: count, bytes and pixels.
+) -> list[Image.Image]:
+    """Open every image file of a request, refusing it before any is decoded.
 
-    Sizes come from each file's header, so a small file that would decode to a huge
-    image costs nothing; the request's total is capped as well as each image.
+    Count, bytes and pixels are checked from each file's header, so a small file that
+    would decode to a huge image costs nothing; the request's total is capped as well
+    as each image. The files are returned opened, their pixels not yet decoded.
     """
     if not len(images):
         raise InvalidPayloadError("the input has no rows: send at least one image")
@@ -86,24 +86,27 @@ def check_images(
             f"the input has {len(images)} images, over the limit of "
             f"{limits['max_images']} per request: send fewer at a time"
         )
+    opened = []
     total = 0
     for row, data in enumerate(images):
-        width, height = _header_size(row, data, limits["max_image_bytes"])
+        image = _open_header(row, data, limits["max_image_bytes"])
         try:
-            check_pixel_count(width, height, max_pixels)
+            check_pixel_count(image.width, image.height, max_pixels)
         except TooManyPixelsError as error:
             raise InvalidPayloadError(f"row {row}: {error}") from error
-        total += width * height
+        total += image.width * image.height
         if total > limits["max_request_pixels"]:
             raise InvalidPayloadError(
                 f"rows 0-{row}: images of {total} pixels in all, over the limit of "
                 f"{limits['max_request_pixels']} pixels per request: send fewer at "
                 "a time"
             )
+        opened.append(image)
+    return opened
 
 
-def _header_size(row: int, data: Any, max_bytes: int) -> tuple[int, int]:
-    """Width and height read from an encoded image's header, without decoding it."""
+def _open_header(row: int, data: Any, max_bytes: int) -> Image.Image:
+    """An encoded image opened from its bytes: header read, pixels not decoded."""
     if not isinstance(data, bytes | bytearray):
         raise InvalidPayloadError(
             f"row {row}: '{IMAGE_COLUMN}' must hold encoded image bytes, "
@@ -115,22 +118,22 @@ def _header_size(row: int, data: Any, max_bytes: int) -> tuple[int, int]:
             f"{max_bytes} bytes"
         )
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.size
+        return Image.open(io.BytesIO(data))
     except (UnidentifiedImageError, Image.DecompressionBombError) as error:
         raise _unreadable(row, error) from error
     except Exception as error:  # noqa: BLE001  Pillow raises many types for bad files
         raise InvalidPayloadError(f"row {row}: unusable image ({error})") from error
 
 
-def decode_payload_image(row: int, data: bytes, max_pixels: int) -> Image.Image:
-    """Decode one checked row's image file, naming the row when it is unusable."""
+def decode_payload_image(row: int, image: Image.Image) -> Image.Image:
+    """Decode one opened row's pixels, naming the row when the file is unusable."""
     try:
-        return decode_image(bytes(data), max_pixels)
+        image.load()
     except (UnidentifiedImageError, Image.DecompressionBombError) as error:
         raise _unreadable(row, error) from error
     except Exception as error:  # noqa: BLE001  Pillow raises many types for bad files
         raise InvalidPayloadError(f"row {row}: unusable image ({error})") from error
+    return image
 
 
 def _unreadable(row: int, error: Exception) -> InvalidPayloadError:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 
 SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
@@ -44,13 +44,22 @@ def _to_colour_mode(image: Image.Image, channels: int) -> Image.Image:
     if image.mode in TRANSPARENT_MODES or "transparency" in image.info:
         image = image.convert("RGBA")
         image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image)
-    return image.convert("RGB" if channels == 3 else "L")  # noqa: PLR2004
+    mode = "RGB" if channels == 3 else "L"  # noqa: PLR2004
+    return image if image.mode == mode else image.convert(mode)
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """Turn an image as its EXIF orientation says (most have none: no copy then)."""
+    image.load()  # a PNG's EXIF chunk may follow its pixels
+    if image.getexif().get(ExifTags.Base.Orientation, 1) == 1:
+        return image
+    return ImageOps.exif_transpose(image)
 
 
 def preprocess(image: Image.Image, size: int, channels: int) -> np.ndarray:
     """Orient, convert, resize and scale one image to float32 (size, size, channels) in [0, 1]."""
-    image = ImageOps.exif_transpose(image)
-    image = _to_colour_mode(image, channels)
+    image = _to_colour_mode(_upright(image), channels)
     image = image.resize((size, size), Image.Resampling.BILINEAR)
-    array = np.asarray(image, dtype=np.float32) / 255.0
+    array = np.array(image, dtype=np.float32)
+    array /= 255.0  # in place: no second float32 array of the image
     return array.reshape(size, size, channels)

@@ -389,6 +389,8 @@ class TcpSocketConfig(uvicorn.Config):
 
     def bind_socket(self) -> socket.socket:
         bound = super().bind_socket()
+        if bound.family not in (socket.AF_INET, socket.AF_INET6):  # --uds, --fd
+            return bound
         return socket.socket(
             bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach()
         )

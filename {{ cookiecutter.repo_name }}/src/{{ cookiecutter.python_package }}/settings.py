@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 # process. Python's garbage collector would walk all of them at each full collection
 # while they load (~1 s of every `kedro run`), so it waits until they are in, and
 # then leaves them out of its collections (gc.freeze).
+collecting = gc.isenabled()
 gc.disable()
 try:
     from {{ cookiecutter.python_package }}.hooks import (
@@ -29,7 +30,8 @@ try:
     )
 finally:
     gc.freeze()
-    gc.enable()
+    if collecting:
+        gc.enable()
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

@@ -179,6 +179,28 @@ def test_a_bad_file_stops_the_run_when_asked(
     assert "row" not in str(error.value)
 
 
+@pytest.mark.parametrize("on_invalid_image", ["skip", "fail"])
+def test_a_broken_link_is_the_files_fault(
+    folder: Path,
+    load_folder: Callable,
+    model: FakeModel,
+    options: dict[str, Any],
+    on_invalid_image: str,
+) -> None:
+    """A link to nothing gets its reason (or stops the run), as an unreadable image."""
+    (folder / "broken.png").symlink_to(folder / "missing.png")
+    options["on_invalid_image"] = on_invalid_image
+    if on_invalid_image == "fail":
+        with pytest.raises(
+            InvalidImageFileError, match=r"^broken\.png: cannot be read"
+        ):
+            predict_images(load_folder(folder), model, options)
+        return
+    table = predict_images(load_folder(folder), model, options).set_index("file")
+    assert table.loc["broken.png", "error"].startswith("cannot be read")
+    assert table.drop(index="broken.png")["label"].isin(CLASSES).all()
+
+
 def test_a_folder_of_only_bad_files_still_makes_a_table(
     tmp_path: Path, load_folder: Callable, model: FakeModel, options: dict[str, Any]
 ) -> None:

@@ -225,6 +225,21 @@ def test_shared_model_is_not_copied(classifier: SharedKerasModel) -> None:
     assert copy.deepcopy({"classifier": classifier})["classifier"] is classifier
 
 
+@pytest.mark.parametrize("sizes", [(1, 4, 32), (7, 1)], ids=["1-4-32", "7-1"])
+def test_shared_model_gives_keras_probabilities_at_any_batch_size(
+    classifier: SharedKerasModel, sizes: tuple[int, ...]
+) -> None:
+    """The traced forward pass equals Keras's own prediction, new batch sizes included."""
+    rng = np.random.default_rng(2)
+    for size in sizes:
+        batch = rng.random((size, 16, 16, 3), dtype=np.float32)
+        probabilities = classifier.predict_proba(batch)
+        assert probabilities.dtype == np.float32
+        np.testing.assert_array_equal(
+            probabilities, classifier.model.predict_on_batch(batch)
+        )
+
+
 def test_keras_model_dataset_round_trip(
     tmp_path: Path, classifier: SharedKerasModel
 ) -> None:
@@ -267,6 +282,25 @@ def test_request_pixel_budget_is_checked_before_decoding(
     ):
         preprocess_payload(payload, parameters["image"], limits)
     assert decoded == []
+
+
+def test_each_request_file_is_opened_once(
+    parameters: dict[str, Any],
+    limits: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The header read for the checks is the image then decoded: one open per row."""
+    opened = []
+
+    def counting_open(*args: Any, **kwargs: Any) -> Image.Image:
+        opened.append(args)
+        return open_image(*args, **kwargs)
+
+    open_image = Image.open
+    monkeypatch.setattr(Image, "open", counting_open)
+    payload = pd.DataFrame({"image": [png_bytes(), png_bytes(8, 30), png_bytes()]})
+    batch = preprocess_payload(payload, parameters["image"], limits)
+    assert len(batch) == len(opened) == 3  # noqa: PLR2004
 
 
 def test_many_small_files_of_huge_images_are_refused_from_their_headers(

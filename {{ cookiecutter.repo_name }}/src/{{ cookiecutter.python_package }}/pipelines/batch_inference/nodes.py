@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
+from kedro.io import DatasetError
 
 from {{ cookiecutter.python_package }}.image_folders import (
     skip_or_fail,
@@ -24,6 +25,19 @@ ROW_PREFIX = re.compile(r"^row \d+: ")
 
 class InvalidImageFileError(ValueError):
     """A file of the folder that the model cannot classify; the message names it."""
+
+    def __init__(self, file: str, reason: str) -> None:
+        super().__init__(f"{file}: {reason}")
+        self.reason = reason
+
+
+def _read_file(name: str, load: Callable[[], bytes]) -> bytes:
+    """The bytes of one file of the folder (a broken link is the file's fault)."""
+    try:
+        return load()
+    except DatasetError as error:  # Kedro wraps the OSError
+        reason = error.__cause__ or error
+        raise InvalidImageFileError(name, f"cannot be read ({reason})") from error
 
 
 def predict_images(
@@ -43,15 +57,24 @@ def predict_images(
             "The folder of the 'new_images' catalog entry holds no image files: "
             "put the files to classify there (data/01_raw/new_images/ by default)"
         )
-    size = params["batch_size"]
+    size, on_invalid_image = params["batch_size"], params["on_invalid_image"]
     tables = []
     for start in range(0, len(files), size):
-        batch = files[start : start + size]
-        images = [new_images[name]() for name in batch]
-        tables.append(
-            _predict_batch(registered_model, batch, images, params["on_invalid_image"])
-        )
+        batch, images, unreadable = [], [], []
+        for name in files[start : start + size]:
+            try:
+                images.append(_read_file(name, new_images[name]))
+                batch.append(name)
+            except InvalidImageFileError as error:
+                skip_or_fail(error, on_invalid_image)
+                unreadable.append({"file": name, "error": error.reason})
+        tables.append(pd.DataFrame(unreadable, columns=["file", "error"]))
+        if batch:
+            tables.append(
+                _predict_batch(registered_model, batch, images, on_invalid_image)
+            )
     predictions = pd.concat(tables, ignore_index=True)
+    predictions = predictions.sort_values("file", ignore_index=True)
     if "label" not in predictions:  # not one file could be classified
         predictions = predictions.reindex(
             columns=["file", "label", "confidence", "error"]
@@ -79,7 +102,7 @@ def _predict_batch(
                 ignore_index=True,
             )
         reason = ROW_PREFIX.sub("", str(rejection))
-        skip_or_fail(InvalidImageFileError(f"{files[0]}: {reason}"), on_invalid_image)
+        skip_or_fail(InvalidImageFileError(files[0], reason), on_invalid_image)
         return pd.DataFrame({"file": files, "error": [reason]})
     predictions = predictions.reset_index(drop=True)
     predictions.insert(0, "file", files)

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from {{ cookiecutter.python_package }}.keras_model import (
     SharedKerasModel,
@@ -13,8 +14,8 @@ from {{ cookiecutter.python_package }}.keras_model import (
 from {{ cookiecutter.python_package }}.payload import (
     IMAGE_COLUMN,
     InvalidPayloadError,
-    check_images,
     decode_payload_image,
+    open_images,
     probability_column,
 )
 from {{ cookiecutter.python_package }}.preprocessing import (
@@ -31,16 +32,17 @@ def preprocess_payload(
             f"the input has no '{IMAGE_COLUMN}' column; send one row per image with "
             f"the file's bytes (base64 in JSON) under '{IMAGE_COLUMN}'"
         )
-    files = images_to_score[IMAGE_COLUMN].tolist()
-    check_images(files, params, image["max_pixels"])
+    files = open_images(
+        images_to_score[IMAGE_COLUMN].tolist(), params, image["max_pixels"]
+    )
     return np.stack(
-        [_preprocess_row(row, data, image) for row, data in enumerate(files)]
+        [_preprocess_row(row, file, image) for row, file in enumerate(files)]
     )
 
 
-def _preprocess_row(row: int, data: bytes, image: dict[str, int]) -> np.ndarray:
+def _preprocess_row(row: int, file: Image.Image, image: dict[str, int]) -> np.ndarray:
     """Decode and preprocess one checked image, naming its row when it is unusable."""
-    decoded = decode_payload_image(row, data, image["max_pixels"])
+    decoded = decode_payload_image(row, file)
     try:
         return preprocess(decoded, image["size"], image["channels"])
     except Exception as error:  # noqa: BLE001  Pillow raises many types for bad files
