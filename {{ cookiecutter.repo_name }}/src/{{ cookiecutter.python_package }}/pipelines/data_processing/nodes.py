@@ -38,6 +38,11 @@ def index_images(image_arrays: ImageArrays) -> tuple[pd.DataFrame, float]:
             f"Class folder(s) {', '.join(repr(c) for c in empty)} contain no readable "
             "image; add images or remove the folder"
         )
+    logger.info(
+        "Indexed the %d images the last features run kept (image_arrays' manifest): "
+        "run the features pipeline to take in changes to the images folder",
+        len(index),
+    )
     skipped = len(image_arrays.skipped)
     if skipped:
         logger.warning(
