@@ -309,8 +309,8 @@ class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, ImageArrays]):
             ) from None
         if "classes" not in manifest:  # written before the class folders were kept
             raise DatasetError(
-                f"image_arrays' manifest ({location}) is from an older version of the "
-                "project: run `kedro run` to rebuild it"
+                f"its manifest ({location}) is from an older version of the project: "
+                "run `kedro run` to rebuild it"
             )
         streamed = "raw_files" in manifest
         if streamed == self._store_arrays:

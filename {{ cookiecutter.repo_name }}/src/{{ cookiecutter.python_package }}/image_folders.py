@@ -80,6 +80,10 @@ def local_files(root: str) -> list[str]:
     return found
 
 
+class NotARegularFileError(OSError):
+    """A listed path that is a device, a pipe or a socket, which reading never ends."""
+
+
 @dataclass(frozen=True, slots=True)
 class RawFile:
     """One listed file: its URL (or local path), loaded by the folder's dataset when
@@ -104,10 +108,6 @@ class RawFile:
         if not stat.S_ISREG(status.st_mode):  # e.g. a link to /dev/zero: no end
             raise NotARegularFileError(self.url)
         return status.st_size
-
-
-class NotARegularFileError(OSError):
-    """A listed path that is a device, a pipe or a socket, which reading never ends."""
 
 
 class ImageFolderDataset(PartitionedDataset):
@@ -144,14 +144,13 @@ class ImageFolderDataset(PartitionedDataset):
 
     def load(self) -> dict[str, RawFile]:
         self._invalidate_caches()  # a fresh listing on every load, as PartitionedDataset
-        self._listed_sizes: dict[str, int | None] = {}
-        self._list_partitions()
-        sizes = self._listed_sizes
+        self._listed_sizes: dict[str, int | None] = {}  # filled by an object store
+        paths = self._list_partitions()
         return {
             self._path_to_partition(path): RawFile(
-                self._join_protocol(path), self._load_url, sizes.get(path)
+                self._join_protocol(path), self._load_url, self._listed_sizes.get(path)
             )
-            for path in self._list_partitions()
+            for path in paths
         }
 
     def _load_url(self, url: str) -> Any:
