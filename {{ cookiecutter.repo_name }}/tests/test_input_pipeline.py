@@ -66,7 +66,7 @@ def test_stored_arrays_are_read_only_as_batches_are(
     arrays = load_image_arrays(folder, tmp_path / "arrays", image)
     reads: Counter[str] = Counter()
     loaders = [
-        CountedLoader(a.fs, a.location, a.shape, reads)
+        CountedLoader(a.fs, a.location, a.shape, a.sha256, reads)
         for a in (arrays[p] for p in sorted(arrays))
     ]
     batches = array_batches(

@@ -178,11 +178,13 @@ def _attempt(partition: str, action: Callable[[], Any]) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class ArrayLoader:
-    """Reads one stored uint8 array when called; knows its shape without reading it."""
+    """Reads one stored uint8 array when called; knows its shape and the SHA-256 of
+    the raw file it was made from without reading anything."""
 
     fs: fsspec.AbstractFileSystem
     location: str
     shape: tuple[int, ...]
+    sha256: str
 
     def __call__(self) -> np.ndarray:
         return array_from_bytes(self.fs.cat_file(self.location), self.shape)
@@ -193,7 +195,6 @@ class StreamedArrayLoader(ArrayLoader):
     """Makes the array from the raw file at ``location`` on every call, exactly as a
     stored one was made; refuses a file whose bytes are no longer the ones checked."""
 
-    sha256: str
     max_pixels: int
 
     def __call__(self) -> np.ndarray:
@@ -276,7 +277,12 @@ class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, ImageArrays]):
         if self._store_arrays:
             return ImageArrays(
                 {
-                    partition: ArrayLoader(self._fs, self._location(relative), shape)
+                    partition: ArrayLoader(
+                        self._fs,
+                        self._location(relative),
+                        shape,
+                        PurePosixPath(relative).stem,  # <folder>/<ab>/<sha256>.npy
+                    )
                     for partition, relative in manifest["arrays"].items()
                 },
                 **seen,

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import pandas as pd
 import pytest
 
@@ -60,6 +61,27 @@ def save_features(
         return arrays
 
     return save
+
+
+def test_an_image_edited_in_place_changes_the_index_and_its_mlflow_digest(
+    tmp_path: Path,
+    make_image_folder: ImageFolderFactory,
+    save_features: Callable[[Path], ImageArrayDataset],
+) -> None:
+    """Same paths and labels, one file's pixels changed: the index's content digests,
+    and so the run's MLflow dataset digest, tell the two sets of images apart."""
+    folder = make_image_folder(tmp_path / "images", {"cat": 3, "dog": 3})
+    before, _ = index_images(save_features(folder).load())
+    (folder / "cat" / "cat_000.png").write_bytes(
+        (folder / "dog" / "dog_000.png").read_bytes()
+    )
+    after, _ = index_images(save_features(folder).load())
+    assert before[["partition", "label"]].equals(after[["partition", "label"]])
+    changed = before["sha256"] != after["sha256"]
+    assert before["partition"][changed].tolist() == ["cat/cat_000.png"]
+    assert (
+        mlflow.data.from_pandas(before).digest != mlflow.data.from_pandas(after).digest
+    )
 
 
 def test_index_is_the_features_step_files_not_a_new_listing(

@@ -138,7 +138,7 @@ def test_index_images_lists_every_image_with_its_class(
 ) -> None:
     """Each file under a class folder becomes one (partition, label) row."""
     index, skipped = index_folder(good_folder)
-    assert list(index.columns) == ["partition", "label"]
+    assert list(index.columns) == ["partition", "label", "sha256"]
     assert index["label"].tolist() == ["cat"] * 3 + ["dog"] * 3
     assert index["partition"].tolist()[:2] == ["cat/cat_000.png", "cat/cat_001.jpg"]
     assert skipped == 0.0

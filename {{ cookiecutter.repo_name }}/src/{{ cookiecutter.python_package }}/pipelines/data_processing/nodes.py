@@ -20,18 +20,23 @@ logger = logging.getLogger(__name__)
 
 
 def index_images(image_arrays: ImageArrays) -> tuple[pd.DataFrame, float]:
-    """List every image the features step kept as (partition, label); count the rest.
+    """Index every image the features step kept (partition, label, sha256); count the rest.
 
     Partitions are ``<class>/<file>`` paths under the raw images folder; the class is
-    the first folder. Everything comes from image_arrays' manifest (the files kept,
+    the first folder; ``sha256`` is the file's content digest, so the index (and the
+    MLflow dataset digest made from it) changes when any image does. Everything comes from image_arrays' manifest (the files kept,
     the class folders listed, the files skipped), so no image is read and the folder
     is not listed again: the index is exactly what the features step checked.
     """
     rows = [
-        {"partition": partition, "label": partition.partition("/")[0]}
+        {
+            "partition": partition,
+            "label": partition.partition("/")[0],
+            "sha256": image_arrays[partition].sha256,
+        }
         for partition in sorted(image_arrays)
     ]
-    index = pd.DataFrame(rows, columns=["partition", "label"])
+    index = pd.DataFrame(rows, columns=["partition", "label", "sha256"])
     empty = sorted(set(image_arrays.classes) - set(index["label"]))
     if empty:
         raise InvalidImageError(
