@@ -394,9 +394,8 @@ def test_arrays_are_kept_under_the_preprocessing_version(
     with pytest.raises(DatasetError) as raised:
         dataset.load()
     assert str(raised.value) == (
-        f"image_arrays ({path}/manifest.json) was made by another version of "
-        "preprocessing.py (or Pillow) than this one, edited: run `kedro run` to "
-        "rebuild it"
+        f"made by another preprocessing.py or Pillow ({path}/manifest.json) than "
+        "this one (edited): run `kedro run` to rebuild it"
     )
     with caplog.at_level(logging.INFO):
         dataset.save(_plan(images["loaders"]))
@@ -413,7 +412,9 @@ def test_streamed_manifest_is_checked_again_under_new_preprocessing(
     dataset = ImageArrayDataset(path=str(tmp_path / "streamed"), store_arrays=False)
     dataset.save(_plan(images["loaders"]))
     monkeypatch.setattr(image_features, "PREPROCESSING_VERSION", "edited")
-    with pytest.raises(DatasetError, match="made by another version of preprocessing"):
+    with pytest.raises(
+        DatasetError, match="made by another preprocessing.py or Pillow"
+    ):
         dataset.load()
     with caplog.at_level(logging.INFO):
         dataset.save(_plan(images["loaders"]))

@@ -248,10 +248,9 @@ class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, dict[str, ArrayLoade
                 f"{str(self._store_arrays).lower()}: run `kedro run` to rebuild it"
             )
         if manifest.get("preprocessing") != PREPROCESSING_VERSION:
-            raise DatasetError(
-                f"image_arrays ({self._location(MANIFEST)}) was made by another version "
-                f"of preprocessing.py (or Pillow) than this one, "
-                f"{PREPROCESSING_VERSION}: run `kedro run` to rebuild it"
+            raise DatasetError(  # the catalog prefixes "image_arrays: "
+                f"made by another preprocessing.py or Pillow ({self._location(MANIFEST)})"
+                f" than this one ({PREPROCESSING_VERSION}): run `kedro run` to rebuild it"
             )
         return manifest
 
