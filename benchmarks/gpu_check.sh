@@ -64,14 +64,18 @@ python -m kedro new --starter="$repository" --config "$work/answers.yml" >"$work
 project="$work/gpu-check"
 python "$here/datasets.py" shapes "$work/shapes" --images "$images" --pixels 128 >&2
 mkdir -p "$project/conf/gpu"
-cat >"$project/conf/gpu/catalog.yml" <<EOF
-raw_images:
-  type: partitions.PartitionedDataset
-  path: $work/shapes
-  dataset:
-    type: text.TextDataset
-    fs_args: {open_args_load: {mode: rb}}
-EOF
+# The project's own raw_images entry (its folder rule and loaders), pointed at them.
+python - "$project" "$work/shapes" <<'PYTHON'
+import sys
+from pathlib import Path
+
+import yaml
+
+project, images = Path(sys.argv[1]), sys.argv[2]
+base = yaml.safe_load((project / "conf/base/catalog.yml").read_text())
+entry = base["raw_images"] | {"path": images}
+(project / "conf/gpu/catalog.yml").write_text(yaml.safe_dump({"raw_images": entry}))
+PYTHON
 
 gpu_sampler=""
 if command -v nvidia-smi >/dev/null; then

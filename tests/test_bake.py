@@ -109,6 +109,8 @@ tests/pipelines/data_processing/__init__.py
 tests/pipelines/data_processing/test_nodes.py
 tests/pipelines/evaluation/__init__.py
 tests/pipelines/evaluation/test_nodes.py
+tests/pipelines/features/__init__.py
+tests/pipelines/features/test_nodes.py
 tests/pipelines/inference/__init__.py
 tests/pipelines/inference/test_nodes.py
 tests/pipelines/inference/test_runner.py

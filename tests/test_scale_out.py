@@ -14,6 +14,7 @@ import mlflow
 import numpy as np
 import pytest
 import s3fs
+import yaml
 from helpers import (
     BIN,
     command_env,
@@ -243,14 +244,6 @@ def test_team_tracking_server_records_registers_and_serves(
 
 
 S3_CATALOG = """
-raw_images:
-  type: partitions.PartitionedDataset
-  path: s3://shapes/images
-  credentials: shapes_bucket
-  dataset:
-    type: text.TextDataset
-    fs_args: {open_args_load: {mode: rb}}
-
 image_index:
   type: pandas.CSVDataset
   filepath: s3://shapes/intermediate/image_index.csv
@@ -290,7 +283,16 @@ def test_images_in_object_storage_by_catalog_change(project_copy, s3_server):
 
     environment = project_copy / "conf" / "s3"
     environment.mkdir()
-    (environment / "catalog.yml").write_text(S3_CATALOG)
+    # The project's own raw_images entry (its folder rule, lazy loaders and listed
+    # sizes on S3), pointed at the bucket.
+    base = yaml.safe_load((project_copy / "conf/base/catalog.yml").read_text())
+    raw_images = base["raw_images"] | {
+        "path": "s3://shapes/images",
+        "credentials": "shapes_bucket",
+    }
+    (environment / "catalog.yml").write_text(
+        yaml.safe_dump({"raw_images": raw_images}) + S3_CATALOG
+    )
     (environment / "credentials.yml").write_text(
         "shapes_bucket:\n  key: testing\n  secret: testing\n"
         f"  client_kwargs:\n    endpoint_url: {s3_server}\n"

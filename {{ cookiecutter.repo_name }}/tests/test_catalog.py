@@ -52,3 +52,22 @@ def test_no_node_is_named_like_a_dataset() -> None:
     node_names = {node.name for pipeline in pipelines for node in pipeline.nodes}
     datasets = set().union(*(pipeline.datasets() for pipeline in pipelines))
     assert node_names & datasets == set()
+
+
+def test_layers_follow_the_data_flow() -> None:
+    """No node reads a later layer than it writes: Kedro-Viz shows the layers in the
+    order of Kedro's data layers (raw, intermediate, ..., feature, model_input, ...)."""
+    entries = yaml.safe_load(CATALOG.read_text())
+    rank = {
+        name: LAYERS.index(entry["metadata"]["kedro-viz"]["layer"])
+        for name, entry in entries.items()
+    }
+    backwards = [
+        (source, target)
+        for module in PIPELINES
+        for node in module.create_pipeline().nodes
+        for source in node.inputs
+        for target in node.outputs
+        if source in rank and target in rank and rank[source] > rank[target]
+    ]
+    assert backwards == []

@@ -11,7 +11,7 @@ from pathlib import Path
 import fsspec
 import numpy as np
 import pytest
-from kedro.io import DatasetError
+from kedro.io import DataCatalog, DatasetError
 from PIL import Image
 
 from {{ cookiecutter.python_package }} import image_features
@@ -37,6 +37,7 @@ from {{ cookiecutter.python_package }}.preprocessing import (
 )
 
 SIZE, CHANNELS, IMAGES, MAX_PIXELS = 20, 3, 8, 40_000_000
+MAX_FILE_BYTES = 50_000_000
 RETRIES = 2
 
 
@@ -59,7 +60,10 @@ def _plan(files: dict, size: int = SIZE) -> ImagesToPreprocess:
         size=size,
         channels=CHANNELS,
         max_pixels=MAX_PIXELS,
+        max_file_bytes=MAX_FILE_BYTES,
         on_invalid_image="fail",
+        classes=sorted({partition.partition("/")[0] for partition in files}),
+        skipped={},
     )
 
 
@@ -394,8 +398,8 @@ def test_arrays_are_kept_under_the_preprocessing_version(
     with pytest.raises(DatasetError) as raised:
         dataset.load()
     assert str(raised.value) == (
-        f"made by another preprocessing.py or Pillow ({path}/manifest.json) than "
-        "this one (edited): run `kedro run` to rebuild it"
+        f"its manifest ({path}/manifest.json) was made by another preprocessing.py "
+        "or Pillow than this one (edited): run `kedro run` to rebuild it"
     )
     with caplog.at_level(logging.INFO):
         dataset.save(_plan(images["loaders"]))
@@ -420,3 +424,50 @@ def test_streamed_manifest_is_checked_again_under_new_preprocessing(
         dataset.save(_plan(images["loaders"]))
     assert f"Checked {IMAGES} images ({IMAGES} decoded, 0 known)" in caplog.text
     assert len(dataset.load()) == IMAGES
+
+
+@pytest.mark.parametrize("store_arrays", [True, False], ids=["stored", "streamed"])
+def test_the_manifest_keeps_the_class_folders_and_the_skipped_files(
+    tmp_path, images, store_arrays
+):
+    """Both modes record what index_images needs, so it never lists the folder."""
+    dataset = ImageArrayDataset(
+        path=str(tmp_path / "arrays"), store_arrays=store_arrays
+    )
+    plan = _plan(images["loaders"])
+    dataset.save(
+        replace(
+            plan,
+            classes=[*plan.classes, "empty"],
+            skipped={"loose.png": "'loose.png' is not inside a class folder"},
+        )
+    )
+    loaded = dataset.load()
+    assert loaded.classes == sorted({*plan.classes, "empty"})
+    assert loaded.skipped == {"loose.png": "'loose.png' is not inside a class folder"}
+    assert sorted(loaded) == sorted(images["loaders"])
+
+
+def test_arrays_never_built_say_which_run_builds_them(tmp_path):
+    """`kedro run --pipeline data_processing` on a fresh project: one line saying what
+    to run, as the catalog raises it."""
+    catalog = DataCatalog({"image_arrays": ImageArrayDataset(path=str(tmp_path / "a"))})
+    with pytest.raises(DatasetError) as error:
+        catalog.load("image_arrays")
+    assert str(error.value) == (
+        "image_arrays: not built yet: run `kedro run` (or `kedro run --pipeline "
+        "features`) first"
+    )
+
+
+def test_a_manifest_of_an_older_project_version_is_refused_in_one_line(tmp_path):
+    """A manifest without the class folders (written before they were kept) is
+    rebuilt by the next `kedro run`, not half read."""
+    folder = tmp_path / "arrays"
+    folder.mkdir()
+    (folder / "manifest.json").write_text(
+        '{"size": 20, "channels": 3, "arrays": {"a/0.png": "20x20x3/ab/ab.npy"}}'
+    )
+    with pytest.raises(DatasetError, match=r"older version.*run `kedro run`") as error:
+        ImageArrayDataset(path=str(folder)).load()
+    assert "\n" not in str(error.value)

@@ -239,21 +239,27 @@ FILE_CASES = [
 
 
 def training_batch(
-    folder: Path,
-    arrays: Path,
+    root: Path,
+    file: tuple[str, bytes],
     load_partitions: Any,
     parameters: dict[str, Any],
-    store_arrays: bool,
+    store_arrays: bool = True,
 ) -> np.ndarray:
-    """What training reads for the files of ``folder``: raw_images' loaders, the
-    features node, image_arrays saved and loaded, then one array_batches batch."""
+    """What training reads for one file, put in two class folders under ``root``:
+    raw_images' loaders, the features node (``fail`` on an unusable file),
+    image_arrays saved and loaded, then one array_batches batch of both copies."""
+    name, content = file
+    for label in ("a", "b"):
+        (root / "images" / label).mkdir(parents=True, exist_ok=True)
+        (root / "images" / label / name).write_bytes(content)
     image = parameters["image"]
-    dataset = ImageArrayDataset(path=str(arrays), store_arrays=store_arrays)
-    dataset.save(
-        preprocess_images(
-            load_partitions(folder), parameters["preprocess_images"], image
-        )
+    dataset = ImageArrayDataset(path=str(root / "arrays"), store_arrays=store_arrays)
+    work = preprocess_images(
+        load_partitions(root / "images"),
+        parameters["preprocess_images"] | {"on_invalid_image": "fail"},
+        image,
     )
+    dataset.save(work)
     loaders = dataset.load()
     batches = array_batches(
         [loaders[p] for p in sorted(loaders)],
@@ -263,6 +269,14 @@ def training_batch(
         batch_size=len(loaders),
     )
     return next(batches.as_numpy_iterator())[0]
+
+
+def served_batch(content: bytes, parameters: dict[str, Any]) -> np.ndarray:
+    """What the served model makes of a request of two rows of ``content``."""
+    payload = pd.DataFrame({"image": [content, content]})
+    return preprocess_payload(
+        payload, parameters["image"], parameters["preprocess_payload"]
+    )
 
 
 @pytest.mark.parametrize("store_arrays", [True, False], ids=["stored", "streamed"])
@@ -278,27 +292,19 @@ def test_training_and_serving_give_identical_tensors(  # noqa: PLR0913
 ) -> None:
     """The same file becomes the same tensor in training (image_arrays, stored or
     streamed, through the input pipeline) and in the served model."""
-    path = tmp_path / "images" / "a" / case.file_name
-    path.parent.mkdir(parents=True)
+    path = tmp_path / case.file_name
     sample_image(case.mode).save(path, **case.save_args)
+    file = (case.file_name, path.read_bytes())
     parameters = project_parameters | {
-        "image": project_parameters["image"] | {"size": 16, "channels": channels},
-        "preprocess_images": {"on_invalid_image": "fail"},
+        "image": project_parameters["image"] | {"size": 16, "channels": channels}
     }
 
     trained_on = training_batch(
-        tmp_path / "images",
-        tmp_path / "arrays",
-        load_partitions,
-        parameters,
-        store_arrays,
+        tmp_path, file, load_partitions, parameters, store_arrays
     )
-    payload = pd.DataFrame({"image": [path.read_bytes()]})
-    served = preprocess_payload(
-        payload, parameters["image"], parameters["preprocess_payload"]
-    )
+    served = served_batch(file[1], parameters)
 
-    assert trained_on.shape == served.shape == (1, 16, 16, channels)
+    assert trained_on.shape == served.shape == (2, 16, 16, channels)
     assert trained_on.dtype == served.dtype == np.float32
     np.testing.assert_array_equal(trained_on, served)
 
@@ -323,34 +329,14 @@ def test_other_formats_are_refused_by_training_and_serving_alike(
     features step) or the row (the served model), listing the accepted formats."""
     accepted = preprocessing.NOT_AN_IMAGE
     for name, content in other_formats.items():
-        folder = tmp_path / name / "images"
-        (folder / "a").mkdir(parents=True)
-        (folder / "a" / name).write_bytes(content)
         with pytest.raises(DatasetError) as raised:
             training_batch(
-                folder,
-                tmp_path / name / "arrays",
-                load_partitions,
-                project_parameters
-                | {"preprocess_images": {"on_invalid_image": "fail"}},
-                store_arrays=True,
+                tmp_path / name, (name, content), load_partitions, project_parameters
             )
         assert str(raised.value) == f"'a/{name}' is not a readable image: {accepted}"
-        payload = pd.DataFrame({"image": [png_file(sample_image("RGB")), content]})
         with pytest.raises(InvalidPayloadError) as refused:
-            preprocess_payload(
-                payload,
-                project_parameters["image"],
-                project_parameters["preprocess_payload"],
-            )
-        assert str(refused.value) == f"row 1: {accepted}"
-
-
-def png_file(image: Image.Image) -> bytes:
-    """The bytes of ``image`` saved as a PNG file."""
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
+            served_batch(content, project_parameters)
+        assert str(refused.value) == f"row 0: {accepted}"
 
 
 @pytest.mark.parametrize(
@@ -372,29 +358,19 @@ def test_pillows_bomb_limit_is_one_rule_for_training_and_serving(  # noqa: PLR09
     """Pillow's bomb warning is no second pixel limit (image.max_pixels is the rule);
     its bomb error refuses in training and serving alike, with the same reason."""
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # warns over 1000, errs 2000
-    content = png_file(Image.new("L", (side, side), 128))
-    folder = tmp_path / "images"
-    (folder / "a").mkdir(parents=True)
-    (folder / "a" / "big.png").write_bytes(content)
-    parameters = project_parameters | {
-        "preprocess_images": {"on_invalid_image": "fail"}
-    }
-    arrays = tmp_path / "arrays"
-    payload = pd.DataFrame({"image": [content]})
+    buffer = io.BytesIO()
+    Image.new("L", (side, side), 128).save(buffer, "PNG")
+    file = ("big.png", buffer.getvalue())
     if refusal is None:
         np.testing.assert_array_equal(
-            training_batch(folder, arrays, load_partitions, parameters, True),
-            preprocess_payload(
-                payload, parameters["image"], parameters["preprocess_payload"]
-            ),
+            training_batch(tmp_path, file, load_partitions, project_parameters),
+            served_batch(file[1], project_parameters),
         )
         return
     with pytest.raises(DatasetError, match=re.escape(f"'a/big.png': {refusal}")):
-        training_batch(folder, arrays, load_partitions, parameters, True)
+        training_batch(tmp_path, file, load_partitions, project_parameters)
     with pytest.raises(InvalidPayloadError, match=re.escape(f"row 0: {refusal}")):
-        preprocess_payload(
-            payload, parameters["image"], parameters["preprocess_payload"]
-        )
+        served_batch(file[1], project_parameters)
 
 
 def test_preprocessing_version_is_a_digest_of_the_code_wherever_it_runs(

@@ -1,23 +1,27 @@
 """The preprocessed images as a Kedro dataset: uint8 arrays on disk, one per file content.
 
-Each raw image file is read once per run: its bytes are checked (a decodable image
-within ``image.max_pixels``; an unusable file is skipped or stops the run, as
-``on_invalid_image`` says), digested (SHA-256), and preprocessed with the one
+Each raw image file is read once per run, its size checked first against
+``image.max_file_bytes`` (from the listing, or ``os.stat`` for local files): its bytes
+are checked (a decodable image within ``image.max_pixels``; an unusable file is
+skipped or stops the run, as ``on_invalid_image`` says; a file that exists but cannot
+be read always stops it), digested (SHA-256), and preprocessed with the one
 ``preprocess()`` only if no array for that content and those preprocessing parameters
 exists yet. The arrays are ``.npy`` files of uint8, exactly what ``preprocess()`` gives
 times 255 (it only ever returns multiples of 1/255), stored by content under a folder
 named after the parameters::
 
     data/04_feature/image_arrays/64x64x3-5e0c1d9a2b/ab/ab12...ef.npy
-    data/04_feature/image_arrays/manifest.json   # partition -> array, the files kept
+    data/04_feature/image_arrays/manifest.json   # partition -> array, the files kept,
+                                                 # class folders, files skipped and why
 
 A second run on the same images reuses every array (a stored content decoded before,
 so only its header is read again, for the pixel limit); a changed image gets a new
 array and a changed size, colour mode or ``preprocessing.py`` (its
 ``PREPROCESSING_VERSION``) a new folder, so only what changed is preprocessed. The
 manifest is written last, whole: a run stopped by an unusable file leaves the previous
-manifest as it was. The image index is derived from it
-(data_processing's ``index_images``), so no image is read a second time.
+manifest as it was. The image index is derived from it alone
+(data_processing's ``index_images``), so no image is read, nor the folder listed, a
+second time, and a run of data_processing alone indexes what the features step saw.
 
 One file per image, rather than shards, keeps that rebuild exact and lets training
 read any shuffled batch by index with one plain read per image (12 KB for 64 px RGB),
@@ -66,6 +70,7 @@ from PIL import Image
 from {{ cookiecutter.python_package }} import preprocessing
 from {{ cookiecutter.python_package }}.image_folders import (
     InvalidImageError,
+    NotARegularFileError,
     RawFile,
     skip_or_fail,
 )
@@ -85,15 +90,16 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ImagesToPreprocess:
-    """What preprocess_images hands to the dataset: a loader of each raw file's bytes
-    and the parameters to check and preprocess them with; the dataset does the work,
-    one file at a time."""
+    """The raw files in class folders, as preprocess_images checked their listing."""
 
-    files: Mapping[str, Callable[[], bytes]]
+    files: Mapping[str, Callable[[], bytes]]  # a loader of each file's bytes
     size: int
     channels: int
     max_pixels: int
+    max_file_bytes: int
     on_invalid_image: str
+    classes: Sequence[str]  # every class folder listed, even one left without images
+    skipped: Mapping[str, str]  # files the listing already ruled out, with why
 
 
 def open_image(partition: str, content: bytes, max_pixels: int) -> Image.Image:
@@ -124,19 +130,46 @@ def _named(partition: str, error: UnusableImageError) -> InvalidImageError:
     return InvalidImageError(f"'{partition}' is not a readable image: {error}")
 
 
-def read(partition: str, load: Callable[[], bytes]) -> bytes:
-    """The bytes of one raw file; raise InvalidImageError naming it if unreadable."""
-    if "/" not in partition:  # e.g. a file beside the class folders
+MISSING = (FileNotFoundError, IsADirectoryError)  # e.g. a broken link: skippable
+
+
+def read(partition: str, load: Callable[[], bytes], max_file_bytes: int) -> bytes:
+    """The bytes of one raw file, its size checked first where the listing or the
+    local file tells it; InvalidImageError names a missing or too large file."""
+    size = _attempt(partition, load.size) if isinstance(load, RawFile) else None
+    if size is None or size <= max_file_bytes:
+        content = _attempt(partition, load)
+        # open_image names the dataset that gave anything else than bytes
+        size = len(content) if isinstance(content, bytes) else None
+    if size is not None and size > max_file_bytes:
         raise InvalidImageError(
-            f"'{partition}' is not inside a class folder "
-            "(<images folder>/<class name>/<file>)"
+            f"'{partition}' is {size} bytes, over the limit of {max_file_bytes} "
+            "bytes (image.max_file_bytes)"
         )
+    return content
+
+
+def _attempt(partition: str, action: Callable[[], Any]) -> Any:
+    """``action()`` on a raw file; a missing file or a device is InvalidImageError.
+
+    Any other failure to read (no permission, a throttled or failed S3 request)
+    stops the run, naming the file: skipping it would silently shrink the images.
+    """
     try:
-        return load()
-    except DatasetError as error:  # e.g. a broken link; Kedro wraps the OSError
-        reason = error.__cause__ or error
+        return action()
+    except NotARegularFileError as error:
         raise InvalidImageError(
-            f"'{partition}' is not a readable image: {reason}"
+            f"'{partition}' is not a regular file (a device, pipe or socket)"
+        ) from error
+    except (OSError, DatasetError) as error:  # Kedro wraps the loader's OSError
+        cause = error.__cause__ if isinstance(error, DatasetError) else error
+        if isinstance(cause, MISSING):
+            raise InvalidImageError(
+                f"'{partition}' is not a readable image: {cause}"
+            ) from error
+        raise DatasetError(
+            f"Could not read '{partition}': {cause or error} (only missing files and "
+            "undecodable images are skipped: fix the access and run again)"
         ) from error
 
 
@@ -179,12 +212,28 @@ class StreamedArrayLoader(ArrayLoader):
         return preprocessed_uint8(self.location, image, size, channels)
 
 
-class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, dict[str, ArrayLoader]]):
+class ImageArrays(dict[str, ArrayLoader]):
+    """image_arrays as loaded: a loader per file kept, and what else the save saw."""
+
+    def __init__(
+        self,
+        loaders: Mapping[str, ArrayLoader],
+        *,
+        classes: Sequence[str],
+        skipped: Mapping[str, str],
+    ) -> None:
+        super().__init__(loaders)
+        self.classes = list(classes)  # the class folders listed
+        self.skipped = dict(skipped)  # partition -> why it was left out
+
+
+class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, ImageArrays]):
     """Preprocessed images stored by content digest; loads as {partition: loader}.
 
     Saving takes an ``ImagesToPreprocess``: each file is read once, checked and
     digested, and preprocessed only when its array is missing. Loading gives, for
-    every file the last save kept, a function that reads its uint8 array. ``path``
+    every file the last save kept, a function that reads its uint8 array, and the
+    class folders and skipped files (with why) that save saw, as its manifest says. ``path``
     is a local path or any fsspec URL (``s3://bucket/arrays``), as for ``raw_images``.
 
     With ``store_arrays=False`` no array is written: the manifest records each kept
@@ -217,29 +266,49 @@ class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, dict[str, ArrayLoade
     def _location(self, relative: str) -> str:
         return get_filepath_str(self._root / relative, self._protocol)
 
-    def load(self) -> dict[str, ArrayLoader]:
+    def load(self) -> ImageArrays:
         manifest = self._manifest()
         shape = (manifest["size"], manifest["size"], manifest["channels"])
+        seen = {"classes": manifest["classes"], "skipped": manifest["skipped"]}
         if self._store_arrays:
-            return {
-                partition: ArrayLoader(self._fs, self._location(relative), shape)
-                for partition, relative in manifest["arrays"].items()
-            }
-        filesystems: dict[str, fsspec.AbstractFileSystem] = {}
-        return {
-            partition: StreamedArrayLoader(
-                self._raw_filesystem(kept["url"], filesystems),
-                kept["url"],
-                shape,
-                kept["sha256"],
-                manifest["max_pixels"],
+            return ImageArrays(
+                {
+                    partition: ArrayLoader(self._fs, self._location(relative), shape)
+                    for partition, relative in manifest["arrays"].items()
+                },
+                **seen,
             )
-            for partition, kept in manifest["raw_files"].items()
-        }
+        filesystems: dict[str, fsspec.AbstractFileSystem] = {}
+        return ImageArrays(
+            {
+                partition: StreamedArrayLoader(
+                    self._raw_filesystem(kept["url"], filesystems),
+                    kept["url"],
+                    shape,
+                    kept["sha256"],
+                    manifest["max_pixels"],
+                )
+                for partition, kept in manifest["raw_files"].items()
+            },
+            **seen,
+        )
 
     def _manifest(self) -> dict[str, Any]:
-        """The last save's manifest; refused if saved with the other ``store_arrays``."""
-        manifest = json.loads(self._fs.cat_file(self._location(MANIFEST)))
+        """The last save's manifest; refused if missing, from an older version of the
+        project, or saved with the other ``store_arrays``."""
+        location = self._location(MANIFEST)
+        try:
+            manifest = json.loads(self._fs.cat_file(location))
+        except FileNotFoundError:
+            raise DatasetError(  # the catalog prefixes "image_arrays: "
+                "not built yet: run `kedro run` (or `kedro run --pipeline "
+                "features`) first"
+            ) from None
+        if "classes" not in manifest:  # written before the class folders were kept
+            raise DatasetError(
+                f"its manifest ({location}) is from an older version of the project: "
+                "run `kedro run` to rebuild it"
+            )
         streamed = "raw_files" in manifest
         if streamed == self._store_arrays:
             raise DatasetError(
@@ -248,9 +317,10 @@ class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, dict[str, ArrayLoade
                 f"{str(self._store_arrays).lower()}: run `kedro run` to rebuild it"
             )
         if manifest.get("preprocessing") != PREPROCESSING_VERSION:
-            raise DatasetError(  # the catalog prefixes "image_arrays: "
-                f"made by another preprocessing.py or Pillow ({self._location(MANIFEST)})"
-                f" than this one ({PREPROCESSING_VERSION}): run `kedro run` to rebuild it"
+            raise DatasetError(
+                f"its manifest ({location}) was made by another preprocessing.py or "
+                f"Pillow than this one ({PREPROCESSING_VERSION}): run `kedro run` to "
+                "rebuild it"
             )
         return manifest
 
@@ -272,10 +342,10 @@ class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, dict[str, ArrayLoade
         # One listing rather than one existence check per image (a request each on S3).
         found = self._fs.find(self._location(folder))  # [] when there is no folder
         stored = {PurePosixPath(path).name for path in found}
-        arrays, built = {}, 0
+        arrays, built, skipped = {}, 0, dict(data.skipped)
         for partition in sorted(data.files):
             try:
-                content = read(partition, data.files[partition])
+                content = read(partition, data.files[partition], data.max_file_bytes)
                 image = open_image(partition, content, data.max_pixels)
                 digest = hashlib.sha256(content).hexdigest()
                 relative = f"{folder}/{digest[:2]}/{digest}.npy"
@@ -288,6 +358,7 @@ class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, dict[str, ArrayLoade
                     built += 1
             except InvalidImageError as error:
                 skip_or_fail(error, data.on_invalid_image)
+                skipped[partition] = str(error)
                 continue
             arrays[partition] = relative
         logger.info(
@@ -301,6 +372,8 @@ class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, dict[str, ArrayLoade
             "size": data.size,
             "channels": data.channels,
             "preprocessing": PREPROCESSING_VERSION,
+            "classes": sorted(data.classes),
+            "skipped": skipped,
             "arrays": arrays,
         }
         self._write_atomically(MANIFEST, json.dumps(manifest, indent=0).encode())
@@ -309,7 +382,7 @@ class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, dict[str, ArrayLoade
         """Check each file as ``save`` does and record where it is and its digest;
         decode only contents the last manifest did not list as checked."""
         checked = self._streamed_digests()
-        raw_files, decoded = {}, 0
+        raw_files, decoded, skipped = {}, 0, dict(data.skipped)
         for partition in sorted(data.files):
             load = data.files[partition]
             if not isinstance(load, RawFile):
@@ -319,7 +392,7 @@ class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, dict[str, ArrayLoade
                     f"for '{partition}', not an ImageFolderDataset's RawFile"
                 )
             try:
-                content = read(partition, load)
+                content = read(partition, load, data.max_file_bytes)
                 image = open_image(partition, content, data.max_pixels)
                 digest = hashlib.sha256(content).hexdigest()
                 if digest not in checked:
@@ -328,6 +401,7 @@ class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, dict[str, ArrayLoade
                     decoded += 1
             except InvalidImageError as error:
                 skip_or_fail(error, data.on_invalid_image)
+                skipped[partition] = str(error)
                 continue
             raw_files[partition] = {"url": load.url, "sha256": digest}
         logger.info(
@@ -343,6 +417,8 @@ class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, dict[str, ArrayLoade
             "channels": data.channels,
             "max_pixels": data.max_pixels,
             "preprocessing": PREPROCESSING_VERSION,
+            "classes": sorted(data.classes),
+            "skipped": skipped,
             "raw_files": raw_files,
         }
         self._write_atomically(MANIFEST, json.dumps(manifest, indent=0).encode())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fsspec.implementations.local import LocalFileSystem
+from fsspec.utils import get_protocol
 from kedro.io import DatasetError
 from kedro_datasets.partitions import PartitionedDataset
 
@@ -28,8 +30,10 @@ ON_INVALID_IMAGE = ("skip", "fail")
 class InvalidImageError(DatasetError, ValueError):
     """A raw file that cannot be used as a training image; the message names it.
 
-    A ``DatasetError``: found while ``image_arrays`` reads the files, it reaches the
-    user as raised, not wrapped in Kedro's "Failed while saving data" message.
+    A ``DatasetError``: found while ``image_arrays`` reads the files, Kedro's catalog
+    re-raises it as a one-line ``DatasetError`` prefixed with the dataset's name
+    (``image_arrays: 'cat/x.png' is not a readable image: ...``), instead of its
+    multi-line "Failed while saving data" message.
     """
 
 
@@ -76,17 +80,34 @@ def local_files(root: str) -> list[str]:
     return found
 
 
+class NotARegularFileError(OSError):
+    """A listed path that is a device, a pipe or a socket, which reading never ends."""
+
+
 @dataclass(frozen=True, slots=True)
 class RawFile:
     """One listed file: its URL (or local path), loaded by the folder's dataset when
     called. ``image_arrays`` records the URL to stream the file again when it stores no
-    arrays."""
+    arrays, and checks ``size()`` before reading the file."""
 
     url: str
     load_url: Callable[[str], Any]
+    listed_size: int | None = None  # bytes, as the object store's listing gave them
 
     def __call__(self) -> Any:
         return self.load_url(self.url)
+
+    def size(self) -> int | None:
+        """The file's bytes before reading it: listed, or ``os.stat`` for a local file
+        (raises FileNotFoundError for a broken link); None where neither tells."""
+        if self.listed_size is not None:
+            return self.listed_size
+        if get_protocol(self.url) != "file":
+            return None
+        status = os.stat(LocalFileSystem._strip_protocol(self.url))  # noqa: SLF001
+        if not stat.S_ISREG(status.st_mode):  # e.g. a link to /dev/zero: no end
+            raise NotARegularFileError(self.url)
+        return status.st_size
 
 
 class ImageFolderDataset(PartitionedDataset):
@@ -110,8 +131,11 @@ class ImageFolderDataset(PartitionedDataset):
             return self._cached_partitions
         if isinstance(self._filesystem, LocalFileSystem):  # hidden names left out
             paths = local_files(self._filesystem._strip_protocol(self._normalized_path))  # noqa: SLF001
-        else:
-            found = self._filesystem.find(self._normalized_path, **self._load_args)
+        else:  # the listing gives each object's size, checked before it is read
+            found = self._filesystem.find(
+                self._normalized_path, detail=True, **self._load_args
+            )
+            self._listed_sizes = {p: info.get("size") for p, info in found.items()}
             paths = [p for p in found if not is_hidden(self._path_to_partition(p))]
         self._cached_partitions = [
             path for path in paths if path.endswith(self._filename_suffix)
@@ -120,11 +144,13 @@ class ImageFolderDataset(PartitionedDataset):
 
     def load(self) -> dict[str, RawFile]:
         self._invalidate_caches()  # a fresh listing on every load, as PartitionedDataset
+        self._listed_sizes: dict[str, int | None] = {}  # filled by an object store
+        paths = self._list_partitions()
         return {
             self._path_to_partition(path): RawFile(
-                self._join_protocol(path), self._load_url
+                self._join_protocol(path), self._load_url, self._listed_sizes.get(path)
             )
-            for path in self._list_partitions()
+            for path in paths
         }
 
     def _load_url(self, url: str) -> Any:

@@ -118,6 +118,7 @@ RULES: dict[str, Rule] = {
     "image.size": integer(1),
     "image.channels": one_of(1, 3),
     "image.max_pixels": integer(1),
+    "image.max_file_bytes": integer(1),
     "preprocess_images.on_invalid_image": ON_INVALID_IMAGE,
     "split_images.validation_fraction": fraction(),
     "split_images.test_fraction": fraction(),

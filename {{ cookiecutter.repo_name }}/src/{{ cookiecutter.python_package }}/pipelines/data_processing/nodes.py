@@ -1,17 +1,16 @@
-"""Index the checked raw image files and split them for training."""
+"""Index the raw image files the features step kept, and split them for training."""
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from {{ cookiecutter.python_package }}.image_features import (
-    ArrayLoader,
+    ImageArrays,
 )
 from {{ cookiecutter.python_package }}.image_folders import (
     InvalidImageError,
@@ -20,49 +19,38 @@ from {{ cookiecutter.python_package }}.image_folders import (
 logger = logging.getLogger(__name__)
 
 
-def index_images(
-    raw_images: Mapping[str, Callable[[], Any]],
-    image_arrays: Mapping[str, ArrayLoader],
-) -> tuple[pd.DataFrame, float]:
-    """List every image kept by the features step as (partition, label); count the rest.
+def index_images(image_arrays: ImageArrays) -> tuple[pd.DataFrame, float]:
+    """List every image the features step kept as (partition, label); count the rest.
 
     Partitions are ``<class>/<file>`` paths under the raw images folder; the class is
-    the first folder. ``image_arrays`` holds the files that were read and kept, so no
-    image is read here: the raw images' listing only names what was skipped.
+    the first folder. Everything comes from image_arrays' manifest (the files kept,
+    the class folders listed, the files skipped), so no image is read and the folder
+    is not listed again: the index is exactly what the features step checked.
     """
     rows = [
         {"partition": partition, "label": partition.partition("/")[0]}
         for partition in sorted(image_arrays)
     ]
     index = pd.DataFrame(rows, columns=["partition", "label"])
-    seen_classes = {p.partition("/")[0] for p in raw_images if "/" in p}
-    _check_classes(index, seen_classes)
-    skipped = len(set(raw_images) - set(image_arrays))
-    if skipped:
-        logger.warning(
-            "Skipped %d unreadable files out of %d", skipped, len(raw_images)
-        )
-    return index, float(skipped)
-
-
-def _check_classes(index: pd.DataFrame, seen_classes: set[str]) -> None:
-    """Fail when there are no images, a class without images, or a single class."""
-    if not seen_classes:
-        raise InvalidImageError(
-            "No images found: no class folder in the raw images folder (catalog "
-            "entry 'raw_images'); add one folder of images per class"
-        )
-    empty = sorted(seen_classes - set(index["label"]))
+    empty = sorted(set(image_arrays.classes) - set(index["label"]))
     if empty:
         raise InvalidImageError(
             f"Class folder(s) {', '.join(repr(c) for c in empty)} contain no readable "
             "image; add images or remove the folder"
         )
-    if len(seen_classes) < 2:  # noqa: PLR2004
-        raise InvalidImageError(
-            f"Only one class folder ({next(iter(seen_classes))!r}) was found: a "
-            "classifier needs at least two"
+    logger.info(
+        "Indexed the %d images the last features run kept (image_arrays' manifest): "
+        "run the features pipeline to take in changes to the images folder",
+        len(index),
+    )
+    skipped = len(image_arrays.skipped)
+    if skipped:
+        logger.warning(
+            "Skipped %d unreadable files out of %d",
+            skipped,
+            skipped + len(image_arrays),
         )
+    return index, float(skipped)
 
 
 def list_class_names(image_index: pd.DataFrame) -> list[str]:

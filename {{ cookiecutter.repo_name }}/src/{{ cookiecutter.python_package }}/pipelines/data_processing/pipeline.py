@@ -11,7 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=index_images,
-                inputs=["raw_images", "image_arrays"],
+                inputs="image_arrays",
                 outputs=["image_index", "skipped_image_count"],
                 name="index_images",
             ),

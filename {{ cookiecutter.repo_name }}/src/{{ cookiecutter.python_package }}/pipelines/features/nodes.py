@@ -1,5 +1,5 @@
-"""Hand every raw image file to the image_arrays dataset, which reads, checks and
-preprocesses each one once."""
+"""Check the listing of raw image files, then hand them to the image_arrays dataset,
+which reads, checks and preprocesses each one once."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from {{ cookiecutter.python_package }}.image_features import (
 )
 from {{ cookiecutter.python_package }}.image_folders import (
     InvalidImageError,
+    skip_or_fail,
 )
 
 
@@ -19,10 +20,10 @@ def preprocess_images(
     params: dict[str, Any],
     image: dict[str, int],
 ) -> ImagesToPreprocess:
-    """Every raw image file, to be read once and preprocessed once per content.
+    """Check the raw images' listing, before any file is read, for image_arrays to save.
 
-    Unusable files (not an image, over ``image.max_pixels``, outside a class folder)
-    are skipped with a warning, or fail the run when ``on_invalid_image`` is ``fail``.
+    No class folder or a single one stops the run; a file outside the class folders
+    is skipped with a warning, or stops the run when ``on_invalid_image`` is ``fail``.
     """
     if not raw_images:
         raise InvalidImageError(
@@ -30,10 +31,38 @@ def preprocess_images(
             "data/01_raw/images/ by default): put one folder per class there, each "
             "holding that class's images, e.g. data/01_raw/images/cat/001.jpg"
         )
+    outside = sorted(p for p in raw_images if "/" not in p)
+    skipped = {}
+    for partition in outside:
+        error = InvalidImageError(
+            f"'{partition}' is not inside a class folder "
+            "(<images folder>/<class name>/<file>)"
+        )
+        skip_or_fail(error, params["on_invalid_image"])
+        skipped[partition] = str(error)
+    classes = sorted({p.partition("/")[0] for p in raw_images if "/" in p})
+    _check_class_count(classes)
     return ImagesToPreprocess(
-        files=raw_images,
+        files={p: load for p, load in raw_images.items() if p not in skipped},
         size=image["size"],
         channels=image["channels"],
         max_pixels=image["max_pixels"],
+        max_file_bytes=image["max_file_bytes"],
         on_invalid_image=params["on_invalid_image"],
+        classes=classes,
+        skipped=skipped,
     )
+
+
+def _check_class_count(classes: list[str]) -> None:
+    """Fail when the listing holds no class folder or a single one."""
+    if not classes:
+        raise InvalidImageError(
+            "No images found: no class folder in the raw images folder (catalog "
+            "entry 'raw_images'); add one folder of images per class"
+        )
+    if len(classes) < 2:  # noqa: PLR2004
+        raise InvalidImageError(
+            f"Only one class folder ({classes[0]!r}) was found: a classifier needs "
+            "at least two"
+        )
