@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import os
 import struct
 import zlib
@@ -118,16 +119,6 @@ def load_partitions(raw_images_entry: dict[str, Any]) -> PartitionLoader:
 
 
 @pytest.fixture(scope="session")
-def load_images() -> PartitionLoader:
-    """Read a raw images folder as PIL images, for the streaming input pipeline."""
-
-    def load(path: Path) -> dict[str, Callable[[], Image.Image]]:
-        return ImageFolderDataset(path=str(path), dataset="pillow.ImageDataset").load()
-
-    return load
-
-
-@pytest.fixture(scope="session")
 def load_image_arrays(load_partitions: PartitionLoader) -> ArrayFolderLoader:
     """A raw images folder preprocessed into an ``image_arrays`` folder, as the features
     pipeline does; loaded as training reads it."""
@@ -143,6 +134,23 @@ def load_image_arrays(load_partitions: PartitionLoader) -> ArrayFolderLoader:
         return dataset.load()
 
     return load
+
+
+def encoded(image: Image.Image, file_format: str) -> bytes:
+    """The bytes of ``image`` saved as a file of ``file_format``."""
+    buffer = io.BytesIO()
+    image.save(buffer, file_format)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def other_formats() -> dict[str, bytes]:
+    """Files of formats Pillow reads and the project refuses (EPS runs Ghostscript)."""
+    return {
+        "scan.tif": encoded(Image.new("RGB", (8, 8), "red"), "TIFF"),
+        "drawing.eps": b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\n"
+        + b"0 " * 64,
+    }
 
 
 def png_chunk(kind: bytes, body: bytes) -> bytes:

@@ -14,6 +14,7 @@ import pytest
 from kedro.io import DataCatalog, DatasetError
 from PIL import Image
 
+from {{ cookiecutter.python_package }} import image_features
 from {{ cookiecutter.python_package }}.image_features import (
     ImageArrayDataset,
     ImagesToPreprocess,
@@ -24,13 +25,14 @@ from {{ cookiecutter.python_package }}.image_folders import (
 )
 from {{ cookiecutter.python_package }}.input_pipeline import (
     array_batches,
-    image_batches,
 )
 from {{ cookiecutter.python_package }}.parameter_checks import (
     ParameterError,
 )
 from {{ cookiecutter.python_package }}.preprocessing import (
-    decode_image,
+    PREPROCESSING_VERSION,
+    load_image,
+    open_image,
     preprocess,
 )
 
@@ -48,7 +50,7 @@ def images(tmp_path: Path, make_image_folder, load_partitions) -> dict:
 
 def _preprocessed(load) -> np.ndarray:
     """What preprocess() gives for a raw_images loader's file."""
-    return preprocess(decode_image(load(), MAX_PIXELS), SIZE, CHANNELS)
+    return preprocess(load_image(open_image(load(), MAX_PIXELS)), SIZE, CHANNELS)
 
 
 def _plan(files: dict, size: int = SIZE) -> ImagesToPreprocess:
@@ -143,36 +145,11 @@ def test_a_changed_image_or_parameter_rebuilds_only_what_changed(
     assert next(iter(dataset.load().values()))().shape == (SIZE + 4, SIZE + 4, 3)
 
 
-def test_training_batches_from_arrays_equal_streaming_from_the_files(
-    tmp_path, images, load_images
-):
-    """array_batches from image_arrays give the batches image_batches streams."""
-    dataset = ImageArrayDataset(path=str(tmp_path / "arrays"))
-    dataset.save(_counted_plan(images["loaders"], Counter()))
-    stored = dataset.load()
-    partitions = sorted(images["loaders"])
-    pil_loaders = load_images(images["folder"])
-    arguments = {
-        "labels": list(range(len(partitions))),
-        "size": SIZE,
-        "channels": CHANNELS,
-        "batch_size": 3,
-        "shuffle_seed": 5,
-    }
-    streamed = image_batches([pil_loaders[p] for p in partitions], **arguments)
-    from_arrays = array_batches([stored[p] for p in partitions], **arguments)
-    for (streamed_x, streamed_y), (array_x, array_y) in zip(
-        streamed.as_numpy_iterator(), from_arrays.as_numpy_iterator(), strict=True
-    ):
-        np.testing.assert_array_equal(streamed_y, array_y)
-        np.testing.assert_array_equal(streamed_x, array_x)
-
-
 def test_raw_images_that_are_not_bytes_are_refused_naming_the_dataset(
-    tmp_path, images, load_images
+    tmp_path,
 ) -> None:
     """raw_images of pillow.ImageDataset (the old catalog entry) name the fix."""
-    plan = _counted_plan(load_images(images["folder"]), Counter())
+    plan = _plan({"a/a_000.png": lambda: Image.new("RGB", (8, 8))})
     with pytest.raises(DatasetError, match="must be text.TextDataset"):
         ImageArrayDataset(path=str(tmp_path / "arrays")).save(plan)
 
@@ -377,6 +354,76 @@ def test_raw_files_options_open_the_raw_filesystem(
         DatasetError, match="raw_files takes credentials and fs_args, not key"
     ):
         ImageArrayDataset(path="arrays", raw_files={"key": "secret"})
+
+
+@pytest.mark.parametrize("store_arrays", [True, False], ids=["stored", "streamed"])
+def test_files_of_other_formats_are_refused_naming_file_and_formats(
+    tmp_path, images, load_partitions, other_formats, store_arrays, caplog
+):
+    """Text, TIFF or EPS in a class folder: skipped, or the save stops, in one line
+    naming the file and the accepted formats (not Pillow's in-memory buffer)."""
+    for name, content in {**other_formats, "notes.png": b"plain text"}.items():
+        (images["folder"] / "a" / name).write_bytes(content)
+    plan = _plan(load_partitions(images["folder"]))
+    dataset = ImageArrayDataset(
+        path=str(tmp_path / "arrays"), store_arrays=store_arrays
+    )
+    accepted = "not an image file of an accepted format (PNG, JPEG, BMP, GIF, WebP)"
+    with pytest.raises(DatasetError) as raised:
+        dataset.save(plan)
+    assert str(raised.value) == f"'a/drawing.eps' is not a readable image: {accepted}"
+    with caplog.at_level(logging.WARNING):
+        dataset.save(replace(plan, on_invalid_image="skip"))
+    skipped = [r.getMessage() for r in caplog.records if "Skipping" in r.message]
+    assert skipped == [
+        f"Skipping 'a/{name}' is not a readable image: {accepted}"
+        for name in ("drawing.eps", "notes.png", "scan.tif")
+    ]
+    assert sorted(dataset.load()) == sorted(images["loaders"])
+
+
+def test_arrays_are_kept_under_the_preprocessing_version(
+    tmp_path, images, monkeypatch, caplog
+):
+    """Arrays live in a folder named after the parameters and PREPROCESSING_VERSION:
+    edited preprocessing code preprocesses every image again, and arrays that other
+    code made are refused when loaded, never silently trained on."""
+    path = tmp_path / "arrays"
+    dataset = ImageArrayDataset(path=str(path))
+    dataset.save(_plan(images["loaders"]))
+    folder = path / f"{SIZE}x{SIZE}x{CHANNELS}-{PREPROCESSING_VERSION}"
+    assert len(_npy_files(folder)) == IMAGES
+
+    monkeypatch.setattr(image_features, "PREPROCESSING_VERSION", "edited")
+    with pytest.raises(DatasetError) as raised:
+        dataset.load()
+    assert str(raised.value) == (
+        f"its manifest ({path}/manifest.json) was made by another preprocessing.py "
+        "or Pillow than this one (edited): run `kedro run` to rebuild it"
+    )
+    with caplog.at_level(logging.INFO):
+        dataset.save(_plan(images["loaders"]))
+    assert _preprocessed_count(caplog) == IMAGES
+    assert len(_npy_files(path / f"{SIZE}x{SIZE}x{CHANNELS}-edited")) == IMAGES
+    assert len(dataset.load()) == IMAGES
+
+
+def test_streamed_manifest_is_checked_again_under_new_preprocessing(
+    tmp_path, images, monkeypatch, caplog
+):
+    """The streaming manifest records PREPROCESSING_VERSION too: other code's manifest
+    is refused when loaded, and the next save decodes every file again."""
+    dataset = ImageArrayDataset(path=str(tmp_path / "streamed"), store_arrays=False)
+    dataset.save(_plan(images["loaders"]))
+    monkeypatch.setattr(image_features, "PREPROCESSING_VERSION", "edited")
+    with pytest.raises(
+        DatasetError, match="made by another preprocessing.py or Pillow"
+    ):
+        dataset.load()
+    with caplog.at_level(logging.INFO):
+        dataset.save(_plan(images["loaders"]))
+    assert f"Checked {IMAGES} images ({IMAGES} decoded, 0 known)" in caplog.text
+    assert len(dataset.load()) == IMAGES
 
 
 @pytest.mark.parametrize("store_arrays", [True, False], ids=["stored", "streamed"])

@@ -1,4 +1,4 @@
-"""The tf.data input: batches of stored arrays or of image files, shuffled by index."""
+"""The tf.data input: batches of image_arrays' loaders, shuffled by index."""
 
 from __future__ import annotations
 
@@ -13,10 +13,13 @@ import tensorflow as tf
 
 from {{ cookiecutter.python_package }}.image_features import (
     ArrayLoader,
+    ImageArrayDataset,
 )
 from {{ cookiecutter.python_package }}.input_pipeline import (
     array_batches,
-    image_batches,
+)
+from {{ cookiecutter.python_package }}.pipelines.features.nodes import (
+    preprocess_images,
 )
 
 
@@ -26,18 +29,31 @@ def _all_batches(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(images), np.concatenate(labels)
 
 
-@pytest.fixture
-def loaders(tmp_path: Path, make_image_folder, load_images) -> list:
-    """Loaders of 9 real image files, as PIL images."""
-    folder = make_image_folder(tmp_path / "images", {"a": 5, "b": 4})
-    partitions = load_images(folder)
-    return [partitions[name] for name in sorted(partitions)]
-
-
-def test_every_image_comes_once_per_epoch(loaders: list) -> None:
+@pytest.mark.parametrize("store_arrays", [True, False], ids=["stored", "streamed"])
+def test_every_image_comes_once_per_epoch(
+    tmp_path: Path,
+    make_image_folder,
+    load_partitions,
+    parameters: dict[str, Any],
+    store_arrays: bool,
+) -> None:
     """Shuffled batches hold each image exactly once, the last batch partial."""
-    batches = image_batches(
-        loaders, list(range(9)), size=16, channels=1, batch_size=4, shuffle_seed=1
+    image = parameters["image"]
+    folder = make_image_folder(tmp_path / "images", {"a": 5, "b": 4})
+    dataset = ImageArrayDataset(
+        path=str(tmp_path / "arrays"), store_arrays=store_arrays
+    )
+    dataset.save(
+        preprocess_images(load_partitions(folder), {"on_invalid_image": "fail"}, image)
+    )
+    loaders = dataset.load()
+    batches = array_batches(
+        [loaders[p] for p in sorted(loaders)],
+        list(range(9)),
+        size=image["size"],
+        channels=image["channels"],
+        batch_size=4,
+        shuffle_seed=1,
     )
     sizes = [len(labels) for _, labels in batches.as_numpy_iterator()]
     _, labels = _all_batches(batches)

@@ -1,7 +1,13 @@
-"""The one preprocessing: odd image modes, EXIF orientation, and training == serving."""
+"""The one preprocessing: odd image modes, EXIF orientation, formats, and
+training == serving."""
 
 from __future__ import annotations
 
+import io
+import re
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -9,16 +15,29 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from kedro_datasets.pillow import ImageDataset
+from kedro.io import DatasetError
 from PIL import ExifTags, Image
 
+from {{ cookiecutter.python_package }} import preprocessing
+from {{ cookiecutter.python_package }}.image_features import (
+    ImageArrayDataset,
+)
 from {{ cookiecutter.python_package }}.input_pipeline import (
-    image_batches,
+    array_batches,
+)
+from {{ cookiecutter.python_package }}.payload import (
+    InvalidPayloadError,
+)
+from {{ cookiecutter.python_package }}.pipelines.features.nodes import (
+    preprocess_images,
 )
 from {{ cookiecutter.python_package }}.pipelines.inference.nodes import (
     preprocess_payload,
 )
 from {{ cookiecutter.python_package }}.preprocessing import (
+    PREPROCESSING_VERSION,
+    load_image,
+    open_image,
     preprocess,
 )
 
@@ -42,9 +61,9 @@ def sample_image(mode: str) -> Image.Image:
 
 
 def save_and_load(image: Image.Image, path: Path, **save_args: Any) -> Image.Image:
-    """Write a real image file, then read it back as the catalog's ImageDataset does."""
+    """Write a real image file, then open and decode it as every path of the project."""
     image.save(path, **save_args)
-    return ImageDataset(filepath=str(path)).load()
+    return load_image(open_image(path.read_bytes(), max_pixels=40_000_000))
 
 
 def orientation(value: int) -> Image.Exif:
@@ -203,28 +222,183 @@ FILE_CASES = [
     pytest.param(FileCase("gray16.png", "I;16"), id="16-bit-png"),
     pytest.param(FileCase("cmyk.jpg", "CMYK"), id="cmyk-jpeg"),
     pytest.param(FileCase("rotated.jpg", "RGB", {"exif": orientation(6)}), id="exif"),
+    pytest.param(
+        FileCase(
+            "phone.jpg",
+            "RGB",
+            {
+                "format": "MPO",
+                "save_all": True,
+                "append_images": [sample_image("RGB")],
+                "exif": orientation(6),
+            },
+        ),
+        id="phone-mpo",
+    ),
 ]
 
 
+def training_batch(
+    root: Path,
+    file: tuple[str, bytes],
+    load_partitions: Any,
+    parameters: dict[str, Any],
+    store_arrays: bool = True,
+) -> np.ndarray:
+    """What training reads for one file, put in two class folders under ``root``:
+    raw_images' loaders, the features node (``fail`` on an unusable file),
+    image_arrays saved and loaded, then one array_batches batch of both copies."""
+    name, content = file
+    for label in ("a", "b"):
+        (root / "images" / label).mkdir(parents=True, exist_ok=True)
+        (root / "images" / label / name).write_bytes(content)
+    image = parameters["image"]
+    dataset = ImageArrayDataset(path=str(root / "arrays"), store_arrays=store_arrays)
+    work = preprocess_images(
+        load_partitions(root / "images"),
+        parameters["preprocess_images"] | {"on_invalid_image": "fail"},
+        image,
+    )
+    dataset.save(work)
+    loaders = dataset.load()
+    batches = array_batches(
+        [loaders[p] for p in sorted(loaders)],
+        [0] * len(loaders),
+        image["size"],
+        image["channels"],
+        batch_size=len(loaders),
+    )
+    return next(batches.as_numpy_iterator())[0]
+
+
+def served_batch(content: bytes, parameters: dict[str, Any]) -> np.ndarray:
+    """What the served model makes of a request of two rows of ``content``."""
+    payload = pd.DataFrame({"image": [content, content]})
+    return preprocess_payload(
+        payload, parameters["image"], parameters["preprocess_payload"]
+    )
+
+
+@pytest.mark.parametrize("store_arrays", [True, False], ids=["stored", "streamed"])
 @pytest.mark.parametrize("channels", [3, 1])
 @pytest.mark.parametrize("case", FILE_CASES)
-def test_training_and_serving_give_identical_tensors(
-    tmp_path: Path, project_parameters: dict[str, Any], case: FileCase, channels: int
+def test_training_and_serving_give_identical_tensors(  # noqa: PLR0913
+    tmp_path: Path,
+    project_parameters: dict[str, Any],
+    load_partitions: Any,
+    case: FileCase,
+    channels: int,
+    store_arrays: bool,
 ) -> None:
-    """The same file becomes the same tensor in training and in the served model."""
+    """The same file becomes the same tensor in training (image_arrays, stored or
+    streamed, through the input pipeline) and in the served model."""
     path = tmp_path / case.file_name
     sample_image(case.mode).save(path, **case.save_args)
-    image_params = project_parameters["image"] | {"size": 16, "channels": channels}
+    file = (case.file_name, path.read_bytes())
+    parameters = project_parameters | {
+        "image": project_parameters["image"] | {"size": 16, "channels": channels}
+    }
 
-    training_batches = image_batches(
-        [ImageDataset(filepath=str(path)).load], [0], 16, channels, batch_size=1
+    trained_on = training_batch(
+        tmp_path, file, load_partitions, parameters, store_arrays
     )
-    trained_on = next(training_batches.as_numpy_iterator())[0][0]
-    payload = pd.DataFrame({"image": [path.read_bytes()]})
-    served = preprocess_payload(
-        payload, image_params, project_parameters["preprocess_payload"]
-    )[0]
+    served = served_batch(file[1], parameters)
 
-    assert trained_on.shape == served.shape == (16, 16, channels)
+    assert trained_on.shape == served.shape == (2, 16, 16, channels)
     assert trained_on.dtype == served.dtype == np.float32
     np.testing.assert_array_equal(trained_on, served)
+
+
+def test_a_phone_jpeg_with_a_second_frame_is_accepted(tmp_path: Path) -> None:
+    """Phones save JPEGs with extra frames, which Pillow calls MPO: a JPEG all the same."""
+    photo = sample_image("RGB")
+    path = tmp_path / "phone.jpg"
+    photo.save(path, "MPO", save_all=True, append_images=[photo], exif=orientation(6))
+    opened = open_image(path.read_bytes(), max_pixels=40_000_000)
+    assert opened.format == "MPO"
+    assert preprocess(load_image(opened), 16, 3).shape == (16, 16, 3)
+
+
+def test_other_formats_are_refused_by_training_and_serving_alike(
+    tmp_path: Path,
+    project_parameters: dict[str, Any],
+    load_partitions: Any,
+    other_formats: dict[str, bytes],
+) -> None:
+    """TIFF and EPS, which Pillow reads, are refused in one line naming the file (the
+    features step) or the row (the served model), listing the accepted formats."""
+    accepted = preprocessing.NOT_AN_IMAGE
+    for name, content in other_formats.items():
+        with pytest.raises(DatasetError) as raised:
+            training_batch(
+                tmp_path / name, (name, content), load_partitions, project_parameters
+            )
+        assert str(raised.value) == f"'a/{name}' is not a readable image: {accepted}"
+        with pytest.raises(InvalidPayloadError) as refused:
+            served_batch(content, project_parameters)
+        assert str(refused.value) == f"row 0: {accepted}"
+
+
+@pytest.mark.parametrize(
+    ("side", "refusal"),
+    [
+        (40, None),
+        (50, "image over Pillow's pixel limit (Image size (2500 pixels) exceeds limit"),
+    ],
+    ids=["over-pillows-warning", "over-pillows-error"],
+)
+def test_pillows_bomb_limit_is_one_rule_for_training_and_serving(  # noqa: PLR0913
+    tmp_path: Path,
+    project_parameters: dict[str, Any],
+    load_partitions: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    side: int,
+    refusal: str | None,
+) -> None:
+    """Pillow's bomb warning is no second pixel limit (image.max_pixels is the rule);
+    its bomb error refuses in training and serving alike, with the same reason."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # warns over 1000, errs 2000
+    buffer = io.BytesIO()
+    Image.new("L", (side, side), 128).save(buffer, "PNG")
+    file = ("big.png", buffer.getvalue())
+    if refusal is None:
+        np.testing.assert_array_equal(
+            training_batch(tmp_path, file, load_partitions, project_parameters),
+            served_batch(file[1], project_parameters),
+        )
+        return
+    with pytest.raises(DatasetError, match=re.escape(f"'a/big.png': {refusal}")):
+        training_batch(tmp_path, file, load_partitions, project_parameters)
+    with pytest.raises(InvalidPayloadError, match=re.escape(f"row 0: {refusal}")):
+        served_batch(file[1], project_parameters)
+
+
+def test_preprocessing_version_is_a_digest_of_the_code_wherever_it_runs(
+    tmp_path: Path,
+) -> None:
+    """The logged model's copy of the package (its code/ folder) imports and gives the
+    same PREPROCESSING_VERSION; any edit of preprocessing.py gives another."""
+    package = Path(preprocessing.__file__).parent
+    code = tmp_path / "code"
+    shutil.copytree(
+        package, code / package.name, ignore=shutil.ignore_patterns("__pycache__")
+    )
+
+    def version_in(folder: Path) -> str:
+        command = (
+            f"from {package.name}.preprocessing import PREPROCESSING_VERSION; "
+            "print(PREPROCESSING_VERSION)"
+        )
+        return subprocess.run(
+            [sys.executable, "-c", command],
+            cwd=tmp_path,
+            env={"PYTHONPATH": str(folder)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+
+    assert version_in(code) == PREPROCESSING_VERSION
+    edited = code / package.name / "preprocessing.py"
+    edited.write_text(edited.read_text().replace("BILINEAR", "BICUBIC"))
+    assert version_in(code) not in ("", PREPROCESSING_VERSION)

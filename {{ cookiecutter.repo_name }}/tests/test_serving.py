@@ -65,10 +65,10 @@ class StandInModel:
         return pd.DataFrame({"label": np.where(bright, "bright", "dark")})
 
 
-def image_bytes(image: Image.Image) -> bytes:
-    """The bytes of a PNG file of ``image``."""
+def image_bytes(image: Image.Image, file_format: str = "PNG") -> bytes:
+    """The bytes of a file of ``image``, PNG unless told."""
     buffer = io.BytesIO()
-    image.save(buffer, "PNG")
+    image.save(buffer, file_format)
     return buffer.getvalue()
 
 
@@ -82,6 +82,7 @@ MAX_REQUEST_BYTES = 200_000
 NOISE_PIXELS = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
 NOISE = base64.b64encode(image_bytes(Image.fromarray(NOISE_PIXELS))).decode()  # > 2 kB
 NOT_AN_IMAGE = base64.b64encode(MARKER.encode()).decode()
+TIFF = base64.b64encode(image_bytes(Image.new("L", (10, 8)), "TIFF")).decode()
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +164,10 @@ BAD_REQUESTS = {
     "invalid-base64": (records(DARK, f"{MARKER}!!"), "row 1: 'image' is not valid"),
     "url-safe-base64": (records("_-8="), "row 0: 'image' is not valid base64"),
     "not-an-image": (records(DARK, NOT_AN_IMAGE), "row 1: not an image file"),
+    "tiff": (
+        records(DARK, BRIGHT, TIFF),
+        "row 2: not an image file of an accepted format (PNG, JPEG, BMP, GIF, WebP)",
+    ),
     "over-bytes": (records(DARK, NOISE), "row 1: image of"),
     "over-pixels": (records(BRIGHT, image_base64(0, (200, 51))), "200x51 pixels"),
 }

@@ -10,15 +10,16 @@ exists yet. The arrays are ``.npy`` files of uint8, exactly what ``preprocess()`
 times 255 (it only ever returns multiples of 1/255), stored by content under a folder
 named after the parameters::
 
-    data/04_feature/image_arrays/64x64x3/ab/ab12...ef.npy
+    data/04_feature/image_arrays/64x64x3-5e0c1d9a2b/ab/ab12...ef.npy
     data/04_feature/image_arrays/manifest.json   # partition -> array, the files kept,
                                                  # class folders, files skipped and why
 
 A second run on the same images reuses every array (a stored content decoded before,
 so only its header is read again, for the pixel limit); a changed image gets a new
-array and a changed size or colour mode a new folder, so only what changed is
-preprocessed. The manifest is written last, whole: a run stopped by an unusable file
-leaves the previous manifest as it was. The image index is derived from it alone
+array and a changed size, colour mode or ``preprocessing.py`` (its
+``PREPROCESSING_VERSION``) a new folder, so only what changed is preprocessed. The
+manifest is written last, whole: a run stopped by an unusable file leaves the previous
+manifest as it was. The image index is derived from it alone
 (data_processing's ``index_images``), so no image is read, nor the folder listed, a
 second time, and a run of data_processing alone indexes what the features step saw.
 
@@ -37,7 +38,10 @@ since the features step is refused, naming it: hashing costs 1-2 % of the
 decoding it guards) and makes the very array the stored mode would have stored, so
 every epoch reads and preprocesses every image again. A save in either mode writes
 the whole manifest of that mode, and loading a manifest of the other mode is refused,
-so arrays and streamed files never mix.
+so arrays and streamed files never mix. Each manifest records the
+``PREPROCESSING_VERSION`` that made it: loading one made by other preprocessing code
+is refused (``kedro run`` rebuilds it), so training never reads arrays that the
+served model's preprocessing would not make.
 
 Loaders know the shape they were stored at, so a run whose ``image`` parameters differ
 (``kedro run --from-nodes train_classifier --params image.size=64``) is refused in one
@@ -51,7 +55,6 @@ import io
 import json
 import logging
 import uuid
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -64,6 +67,7 @@ from kedro.io import AbstractDataset, DatasetError
 from kedro.io.core import get_filepath_str, get_protocol_and_path
 from PIL import Image
 
+from {{ cookiecutter.python_package }} import preprocessing
 from {{ cookiecutter.python_package }}.image_folders import (
     InvalidImageError,
     NotARegularFileError,
@@ -74,12 +78,12 @@ from {{ cookiecutter.python_package }}.parameter_checks import (
     ParameterError,
 )
 from {{ cookiecutter.python_package }}.preprocessing import (
+    PREPROCESSING_VERSION,
     TooManyPixelsError,
-    check_pixel_count,
+    UnusableImageError,
     preprocess,
 )
 
-ImageLoader = Callable[[], Image.Image]
 MANIFEST = "manifest.json"
 logger = logging.getLogger(__name__)
 
@@ -99,38 +103,31 @@ class ImagesToPreprocess:
 
 
 def open_image(partition: str, content: bytes, max_pixels: int) -> Image.Image:
-    """Open a raw file's bytes lazily (header only); refuse it if over ``max_pixels``."""
+    """Open a raw file's bytes as ``preprocessing.open_image`` does, naming the file."""
     if not isinstance(content, bytes):
         raise DatasetError(
             f"raw_images gave {type(content).__name__} for '{partition}', not bytes: "
             "its dataset must be text.TextDataset with fs_args.open_args_load.mode rb"
         )
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(content))
-    except Exception as error:  # noqa: BLE001  any failure to open makes it unusable
-        raise InvalidImageError(
-            f"'{partition}' is not a readable image: {error}"
-        ) from error
-    try:
-        check_pixel_count(image.width, image.height, max_pixels)
-    except TooManyPixelsError as error:
-        raise InvalidImageError(f"'{partition}': {error}") from error
-    return image
+        return preprocessing.open_image(content, max_pixels)
+    except UnusableImageError as error:
+        raise _named(partition, error) from error
 
 
 def decode(partition: str, image: Image.Image) -> Image.Image:
-    """Decode an opened image fully; raise InvalidImageError naming the file if it fails."""
+    """Decode an opened image as ``preprocessing.load_image`` does, naming the file."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image.load()
-    except Exception as error:  # noqa: BLE001  any failure to decode makes it unusable
-        raise InvalidImageError(
-            f"'{partition}' is not a readable image: {error}"
-        ) from error
-    return image
+        return preprocessing.load_image(image)
+    except UnusableImageError as error:
+        raise _named(partition, error) from error
+
+
+def _named(partition: str, error: UnusableImageError) -> InvalidImageError:
+    """The preprocessing's refusal of a raw file, naming it."""
+    if isinstance(error, TooManyPixelsError):
+        return InvalidImageError(f"'{partition}': {error}")
+    return InvalidImageError(f"'{partition}' is not a readable image: {error}")
 
 
 MISSING = (FileNotFoundError, IsADirectoryError)  # e.g. a broken link: skippable
@@ -325,6 +322,12 @@ class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, ImageArrays]):
                 f"({self._location(MANIFEST)}), the catalog now says "
                 f"{str(self._store_arrays).lower()}: run `kedro run` to rebuild it"
             )
+        if manifest.get("preprocessing") != PREPROCESSING_VERSION:
+            raise DatasetError(
+                f"its manifest ({location}) was made by another preprocessing.py or "
+                f"Pillow than this one ({PREPROCESSING_VERSION}): run `kedro run` to "
+                "rebuild it"
+            )
         return manifest
 
     def _raw_filesystem(
@@ -341,7 +344,7 @@ class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, ImageArrays]):
         if not self._store_arrays:
             self._save_raw_files(data)
             return
-        folder = f"{data.size}x{data.size}x{data.channels}"
+        folder = f"{data.size}x{data.size}x{data.channels}-{PREPROCESSING_VERSION}"
         # One listing rather than one existence check per image (a request each on S3).
         found = self._fs.find(self._location(folder))  # [] when there is no folder
         stored = {PurePosixPath(path).name for path in found}
@@ -374,6 +377,7 @@ class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, ImageArrays]):
         manifest = {
             "size": data.size,
             "channels": data.channels,
+            "preprocessing": PREPROCESSING_VERSION,
             "classes": sorted(data.classes),
             "skipped": skipped,
             "arrays": arrays,
@@ -418,6 +422,7 @@ class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, ImageArrays]):
             "size": data.size,
             "channels": data.channels,
             "max_pixels": data.max_pixels,
+            "preprocessing": PREPROCESSING_VERSION,
             "classes": sorted(data.classes),
             "skipped": skipped,
             "raw_files": raw_files,
@@ -429,6 +434,8 @@ class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, ImageArrays]):
         if not self._exists():
             return set()
         manifest = json.loads(self._fs.cat_file(self._location(MANIFEST)))
+        if manifest.get("preprocessing") != PREPROCESSING_VERSION:
+            return set()  # checked by other code: check every file again
         return {kept["sha256"] for kept in manifest.get("raw_files", {}).values()}
 
     def _warn_of_stored_arrays(self) -> None:

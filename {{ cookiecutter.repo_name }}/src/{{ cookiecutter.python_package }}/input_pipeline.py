@@ -1,7 +1,7 @@
 """tf.data input: images read a batch at a time, shuffled by index, prefetched.
 
-Training and evaluation read the stored ``image_arrays`` (``array_batches``);
-``image_batches`` preprocesses image files on the fly, as the features step does.
+Training and evaluation read ``image_arrays``' loaders (``array_batches``): stored
+uint8 arrays, or with ``store_arrays: false`` raw files preprocessed as each is read.
 """
 
 from __future__ import annotations
@@ -13,12 +13,8 @@ import tensorflow as tf
 
 from {{ cookiecutter.python_package }}.image_features import (
     ArrayLoader,
-    ImageLoader,
     check_stored_shape,
     from_uint8,
-)
-from {{ cookiecutter.python_package }}.preprocessing import (
-    preprocess,
 )
 
 
@@ -35,22 +31,6 @@ def array_batches(
 
     def load(indices: np.ndarray) -> np.ndarray:
         return from_uint8(np.stack([loaders[i]() for i in indices]))
-
-    return _batches(load, labels, (size, size, channels), batch_size, shuffle_seed)
-
-
-def image_batches(
-    loaders: Sequence[ImageLoader],
-    labels: Sequence[int],
-    size: int,
-    channels: int,
-    batch_size: int,
-    shuffle_seed: int | None = None,
-) -> tf.data.Dataset:
-    """Batches of (images, labels) from image files, each one preprocessed as read."""
-
-    def load(indices: np.ndarray) -> np.ndarray:
-        return np.stack([preprocess(loaders[i](), size, channels) for i in indices])
 
     return _batches(load, labels, (size, size, channels), batch_size, shuffle_seed)
 

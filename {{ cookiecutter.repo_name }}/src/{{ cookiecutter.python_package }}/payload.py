@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 from collections.abc import Sequence
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from {{ cookiecutter.python_package }}.preprocessing import (
-    TooManyPixelsError,
-    check_pixel_count,
+    UnusableImageError,
+    load_image,
+    open_image,
 )
 
 IMAGE_COLUMN = "image"
@@ -89,11 +89,7 @@ def open_images(
     opened = []
     total = 0
     for row, data in enumerate(images):
-        image = _open_header(row, data, limits["max_image_bytes"])
-        try:
-            check_pixel_count(image.width, image.height, max_pixels)
-        except TooManyPixelsError as error:
-            raise InvalidPayloadError(f"row {row}: {error}") from error
+        image = _open_header(row, data, limits["max_image_bytes"], max_pixels)
         total += image.width * image.height
         if total > limits["max_request_pixels"]:
             raise InvalidPayloadError(
@@ -105,8 +101,8 @@ def open_images(
     return opened
 
 
-def _open_header(row: int, data: Any, max_bytes: int) -> Image.Image:
-    """An encoded image opened from its bytes: header read, pixels not decoded."""
+def _open_header(row: int, data: Any, max_bytes: int, max_pixels: int) -> Image.Image:
+    """An encoded image opened from its bytes: header read and checked, not decoded."""
     if not isinstance(data, bytes | bytearray):
         raise InvalidPayloadError(
             f"row {row}: '{IMAGE_COLUMN}' must hold encoded image bytes, "
@@ -118,30 +114,14 @@ def _open_header(row: int, data: Any, max_bytes: int) -> Image.Image:
             f"{max_bytes} bytes"
         )
     try:
-        return Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, Image.DecompressionBombError) as error:
-        raise _unreadable(row, error) from error
-    except Exception as error:  # noqa: BLE001  Pillow raises many types for bad files
-        raise InvalidPayloadError(f"row {row}: unusable image ({error})") from error
+        return open_image(data, max_pixels)
+    except UnusableImageError as error:
+        raise InvalidPayloadError(f"row {row}: {error}") from error
 
 
 def decode_payload_image(row: int, image: Image.Image) -> Image.Image:
     """Decode one opened row's pixels, naming the row when the file is unusable."""
     try:
-        image.load()
-    except (UnidentifiedImageError, Image.DecompressionBombError) as error:
-        raise _unreadable(row, error) from error
-    except Exception as error:  # noqa: BLE001  Pillow raises many types for bad files
-        raise InvalidPayloadError(f"row {row}: unusable image ({error})") from error
-    return image
-
-
-def _unreadable(row: int, error: Exception) -> InvalidPayloadError:
-    """The one-line rejection of bytes Pillow cannot open."""
-    if isinstance(error, Image.DecompressionBombError):
-        return InvalidPayloadError(
-            f"row {row}: image over Pillow's pixel limit ({error})"
-        )
-    return InvalidPayloadError(
-        f"row {row}: not an image file (Pillow reads PNG, JPEG, BMP, GIF, WebP and more)"
-    )
+        return load_image(image)
+    except UnusableImageError as error:
+        raise InvalidPayloadError(f"row {row}: {error}") from error
