@@ -28,7 +28,10 @@ from {{ cookiecutter.python_package }}.image_folders import (
     ImageFolderDataset,
     InvalidImageError,
 )
-from {{ cookiecutter.python_package }}.pipelines import data_processing, features
+from {{ cookiecutter.python_package }}.pipelines import (
+    data_processing,
+    features,
+)
 from {{ cookiecutter.python_package }}.pipelines.features.nodes import (
     preprocess_images,
 )
