@@ -410,6 +410,9 @@ def test_project_name_sets_every_name(cookies):
     assert 'project_name = "Leaf Disease-Detector"' in pyproject
     mlflow = yaml.safe_load((project / "conf/base/mlflow.yml").read_text())
     assert mlflow["tracking"]["experiment"]["name"] == "leaf_disease_detector"
+    readme = (project / "README.md").read_text()
+    assert readme.startswith("# Leaf Disease-Detector\n")
+    assert "-n leaf-disease-detector-model" in readme
     assert_rendered(project)
 
 
