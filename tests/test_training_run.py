@@ -334,6 +334,12 @@ def kedro_one_line_logs(*args: str, cwd: Path, **kwargs) -> subprocess.Completed
     return kedro(*args, cwd=cwd, COLUMNS="1000", **kwargs)
 
 
+def assert_one_line_error(result: subprocess.CompletedProcess, error: str) -> None:
+    """The command's last line is ``error``, and no traceback was printed."""
+    assert result.stderr.strip().splitlines()[-1] == error
+    assert "Traceback" not in result.stdout + result.stderr
+
+
 def test_a_bad_parameter_stops_the_cli_in_one_line(project_copy):
     """`kedro run --params` with a bad value: one line naming it, and no MLflow run."""
     result = kedro_one_line_logs(
@@ -343,10 +349,9 @@ def test_a_bad_parameter_stops_the_cli_in_one_line(project_copy):
         cwd=project_copy,
         expect_success=False,
     )
-    assert result.stderr.strip().splitlines()[-1] == (
-        "Error: train_classifier.epochs must be an integer >= 1, got 0"
+    assert_one_line_error(
+        result, "Error: train_classifier.epochs must be an integer >= 1, got 0"
     )
-    assert "Traceback" not in result.stdout + result.stderr
     client = mlflow.MlflowClient(project_tracking_uri(project_copy))
     assert run_statuses(client, PACKAGE) == ["FINISHED"]
 
@@ -363,11 +368,11 @@ def test_a_partial_run_at_another_image_size_says_to_rebuild_the_arrays(project_
         cwd=project_copy,
         expect_success=False,
     )
-    assert result.stderr.strip().splitlines()[-1] == (
+    assert_one_line_error(
+        result,
         "Error: image.size 64 does not match the stored image_arrays (32x32x3): "
-        "run `kedro run` to rebuild them"
+        "run `kedro run` to rebuild them",
     )
-    assert "Traceback" not in result.stdout + result.stderr
     client = mlflow.MlflowClient(project_tracking_uri(project_copy))
     assert registered_versions(client, PACKAGE) == [1]
 
