@@ -27,6 +27,7 @@ import datasets
 import yaml
 
 BENCHMARKS = Path(__file__).resolve().parent
+UPSTREAM = BENCHMARKS / "upstream"
 REPOSITORY = BENCHMARKS.parent
 PROJECT_NAME = "Bench Shapes"
 PACKAGE = "bench_shapes"
@@ -118,20 +119,29 @@ def run_command(
     return Finished(seconds, usage.ru_maxrss / 1024, log_path)
 
 
-def kedro(space: Workspace, *args: str, label: str) -> Finished:
+def kedro(
+    space: Workspace, *args: str, label: str, upstream_fixes: bool = False
+) -> Finished:
+    """``python -m kedro ARGS`` in the project; with ``upstream_fixes``, Kedro's CLI
+    with the dynaconf and MLflow patches of ``upstream/`` applied in memory."""
+    launcher = [UPSTREAM / "kedro_with_fixes.py"] if upstream_fixes else ["-m", "kedro"]
     return run_command(
-        space, [sys.executable, "-m", "kedro", *args], label, cwd=space.project
+        space, [sys.executable, *launcher, *args], label, cwd=space.project
     )
 
 
 def kedro_run(
-    space: Workspace, env: str, params: dict[str, Any], label: str
+    space: Workspace,
+    env: str,
+    params: dict[str, Any],
+    label: str,
+    upstream_fixes: bool = False,
 ) -> Finished:
     args = ["run", "--env", env]
     if params:
         text = {k: "null" if v is None else v for k, v in params.items()}
         args += ["--params", ",".join(f"{k}={v}" for k, v in text.items())]
-    finished = kedro(space, *args, label=label)
+    finished = kedro(space, *args, label=label, upstream_fixes=upstream_fixes)
     # Keep this environment's split, for the hand-written side's folders.
     kept = space.root / "split-tables" / env
     kept.mkdir(parents=True, exist_ok=True)

@@ -96,6 +96,37 @@ def test_datasets_name_a_bad_request(tmp_path):
         datasets.build("textures", tmp_path / "y", images=30000)
 
 
+UPSTREAM_FIXES_CHECK = """
+import inspect, sys
+import importlib_metadata
+sys.path.insert(0, "benchmarks/upstream")
+import kedro_with_fixes as fixes
+
+assert [f.filename for f in fixes.frame_filenames()] == [
+    f.filename for f in inspect.stack()
+]
+scans = []
+scan = importlib_metadata.packages_distributions
+importlib_metadata.packages_distributions = lambda: scans.append(1) or scan()
+fixes.fix_mlflow()
+from mlflow.utils.requirements_utils import _check_requirement_satisfied as check
+
+installed = importlib_metadata.version("numpy")
+assert check(f"numpy=={installed}") is None
+assert check("numpy==0.0.1").installed_version == installed
+assert scans == [], "the distributions were scanned for an installed package"
+missing = check("no-such-distribution-here")
+assert missing.installed_version is None and scans == [1], (missing, scans)
+"""
+
+
+def test_upstream_fixes_find_what_dynaconf_and_mlflow_find():
+    """Row 2's third side changes only how dynaconf and MLflow look things up: the
+    same frame files as inspect.stack(), the same requirement mismatches, and the
+    distributions scanned only for a package whose metadata has no version."""
+    run([sys.executable, "-c", UPSTREAM_FIXES_CHECK], cwd=TEMPLATE)
+
+
 @pytest.mark.slow
 def test_benchmarks_run_end_to_end_in_tiny_mode(tmp_path):
     """Every comparison prints at least one row of the table, rows 2 and 7 once per
@@ -117,7 +148,11 @@ def test_benchmarks_run_end_to_end_in_tiny_mode(tmp_path):
         assert line.count("|") == HEADER.count("|"), line
     for dataset in ("shapes", "textures"):
         assert any(f"test accuracy, {dataset}," in line for line in table), dataset
-        assert any(f"wall time, s, {dataset} (1 epochs" in line for line in table)
+        assert any(f"wall time, s, {dataset} (1 epochs)" in line for line in table)
+        assert any(
+            f"wall time, s, {dataset} (1 epochs; with upstream/" in line
+            for line in table
+        )
     report = json.loads(report_path.read_text())
     assert set(report["results"]) == {module.KEY for module in load_all()}
     assert set(report["results"]["accuracy"]) == {"seeds", "shapes", "textures"}
