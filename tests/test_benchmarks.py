@@ -97,34 +97,62 @@ def test_datasets_name_a_bad_request(tmp_path):
 
 
 UPSTREAM_FIXES_CHECK = """
-import inspect, sys
+import importlib, inspect, sys
+from pathlib import Path
 import importlib_metadata
-sys.path.insert(0, "benchmarks/upstream")
+from mlflow.utils import requirements_utils
+
+folder = Path(sys.argv[1])
+sys.path[:0] = ["benchmarks/upstream", str(folder)]
 import kedro_with_fixes as fixes
 
-assert [f.filename for f in fixes.frame_filenames()] == [
-    f.filename for f in inspect.stack()
-]
+# The frames' files, from frames an import and two calls deep, as inspect.stack().
+(folder / "deep_caller.py").write_text(
+    "import inspect, kedro_with_fixes as fixes\\n"
+    "def outer():\\n    return inner()\\n"
+    "def inner():\\n    return ([f.filename for f in fixes.frame_filenames()],"
+    " [f.filename for f in inspect.stack()])\\n"
+    "FILES = outer()\\n"
+)
+ours, expected = importlib.import_module("deep_caller").FILES
+assert ours == expected and "<frozen importlib._bootstrap>" in ours, (ours, expected)
+
+# dynaconf loads a settings module without inspect.stack().
+stack_calls = []
+stack = inspect.stack
+inspect.stack = lambda *args, **kwargs: stack_calls.append(1) or stack(*args, **kwargs)
+fixes.fix_dynaconf()
+(folder / "some_settings.py").write_text("ANSWER = 42\\n")
+from dynaconf import Dynaconf
+assert Dynaconf(settings_module="some_settings").ANSWER == 42
+assert stack_calls == [], "dynaconf called inspect.stack()"
+
+# MLflow finds the same mismatches, and scans the distributions for the package
+# without metadata only.
+(folder / "metadata_free.py").write_text("__version__ = '1.2.3'\\n")
+installed = importlib_metadata.version("numpy")
+with_metadata = [f"numpy=={installed}", "numpy==0.0.1", "mlflow", "pandas>=0"]
+without = ["metadata_free==1.2.3", "metadata_free==9", "no-such-distribution-here"]
+check = requirements_utils._check_requirement_satisfied
+before = [str(check(r)) for r in with_metadata + without]
+requirements_utils._MODULES_TO_PACKAGES = None  # MLflow's cached scan, dropped
 scans = []
 scan = importlib_metadata.packages_distributions
 importlib_metadata.packages_distributions = lambda: scans.append(1) or scan()
 fixes.fix_mlflow()
-from mlflow.utils.requirements_utils import _check_requirement_satisfied as check
-
-installed = importlib_metadata.version("numpy")
-assert check(f"numpy=={installed}") is None
-assert check("numpy==0.0.1").installed_version == installed
-assert scans == [], "the distributions were scanned for an installed package"
-missing = check("no-such-distribution-here")
-assert missing.installed_version is None and scans == [1], (missing, scans)
+after = [str(check(r)) for r in with_metadata]
+assert scans == [], "the distributions were scanned for packages with metadata"
+after += [str(check(r)) for r in without]
+assert after == before and scans == [1], (after, before, scans)
+assert "metadata_free (current: 1.2.3, required: metadata_free==9)" in after
 """
 
 
-def test_upstream_fixes_find_what_dynaconf_and_mlflow_find():
+def test_upstream_fixes_find_what_dynaconf_and_mlflow_find(tmp_path):
     """Row 2's third side changes only how dynaconf and MLflow look things up: the
-    same frame files as inspect.stack(), the same requirement mismatches, and the
-    distributions scanned only for a package whose metadata has no version."""
-    run([sys.executable, "-c", UPSTREAM_FIXES_CHECK], cwd=TEMPLATE)
+    same frame files as inspect.stack(), the same requirement mismatches as MLflow
+    unpatched, the distributions scanned only for a package without metadata."""
+    run([sys.executable, "-c", UPSTREAM_FIXES_CHECK, str(tmp_path)], cwd=TEMPLATE)
 
 
 @pytest.mark.slow

@@ -73,6 +73,8 @@ def rows(results: dict[str, Any], settings: Any) -> list[Row]:
     for name, sides in results.items():
         theirs = median(column(sides["keras script"], "seconds"))
         for side, note in (("kedro run", ""), (UPSTREAM_FIXED, FIXED_NOTE)):
+            if side not in sides:  # `--report` of a file saved before this side
+                continue
             ours = median(column(sides[side], "seconds"))
             found.append(
                 Row(

@@ -11,6 +11,10 @@ beside this file do (comparison 2 runs it as a third side, alternately):
 - ``mlflow-requirement-check.patch``: MLflow's requirement check at ``log_model`` maps
   a package to its module only when the package's metadata has no version. The map is
   a scan of every installed distribution's files.
+
+One difference with ``python -m kedro`` is left: dynaconf's ``find_file`` looks for
+the settings files it does not find (``<package>.main_settings``) under this script's
+folder and its parents too, a few ``os.path.exists`` calls.
 """
 
 from __future__ import annotations
@@ -23,9 +27,6 @@ import importlib_metadata
 from dynaconf.loaders import py_loader
 from dynaconf.utils import files
 from kedro.framework.cli import main as kedro_main
-
-# After Kedro's CLI, as in `kedro run`: MLflow is imported after Kedro, before the
-# project's settings.
 from mlflow.utils import requirements_utils
 
 
@@ -48,24 +49,22 @@ def fix_dynaconf() -> None:
 
 
 def fix_mlflow() -> None:
-    """MLflow builds its package-to-module map only for a package without metadata."""
+    """MLflow's requirement check maps a package to its module only for a package
+    without metadata: ``_PACKAGES_TO_MODULES``, which only that check reads, becomes
+    a lookup that builds MLflow's map on the first such package."""
     build_map = requirements_utils._init_packages_to_modules_map
-    installed_version = requirements_utils._get_installed_version
 
-    def version_from_metadata_first(package: str, module: str | None = None) -> Any:
-        if module is None:
+    class ModulesOfPackagesWithoutMetadata(dict):
+        def get(self, package: str, default: Any = None) -> Any:
             try:
                 importlib_metadata.version(package)
             except importlib_metadata.PackageNotFoundError:
-                build_map()
-                module = requirements_utils._PACKAGES_TO_MODULES.get(package)
-        return installed_version(package, module)
+                build_map()  # MLflow's own map then replaces this object
+                return requirements_utils._PACKAGES_TO_MODULES.get(package, default)
+            return default
 
-    # Its one caller, _check_requirement_satisfied, then finds no module in an empty map
-    # until one package needs it.
     requirements_utils._init_packages_to_modules_map = lambda: None
-    requirements_utils._PACKAGES_TO_MODULES = {}
-    requirements_utils._get_installed_version = version_from_metadata_first
+    requirements_utils._PACKAGES_TO_MODULES = ModulesOfPackagesWithoutMetadata()
 
 
 def main() -> None:
