@@ -75,7 +75,7 @@ Done. In $project:
   model      models:/shapes_demo@champion in the registry of $MLFLOW_TRACKING_URI
              (files under mlartifacts/; the Keras file is data/06_models/classifier.keras)
   metrics    data/08_reporting/ (classification_report.json, confusion_matrix.png,
-             training_curves.png), and in the MLflow run
+             training_curves.png, top_losses.png), and in the MLflow run
   MLflow UI  cd $project && source $repo/.venv/bin/activate && kedro mlflow ui
              then open http://127.0.0.1:5000
 DONE
