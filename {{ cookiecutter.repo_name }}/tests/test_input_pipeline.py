@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 import tensorflow as tf
+from kedro.io import DatasetError
+from PIL import Image
 
 from {{ cookiecutter.python_package }}.image_features import (
     ArrayLoader,
@@ -17,6 +19,7 @@ from {{ cookiecutter.python_package }}.image_features import (
 )
 from {{ cookiecutter.python_package }}.input_pipeline import (
     array_batches,
+    loader_errors_raised,
 )
 from {{ cookiecutter.python_package }}.pipelines.features.nodes import (
     preprocess_images,
@@ -97,3 +100,45 @@ def test_stored_arrays_are_read_only_as_batches_are(
     assert reads == {loader.location: 1 for loader in loaders}
     assert images.dtype == np.float32
     assert 0.0 <= images.min() <= images.max() <= 1.0
+
+
+@pytest.mark.parametrize("store_arrays", [True, False], ids=["stored", "streamed"])
+def test_a_loaders_error_reaches_the_caller_as_itself(
+    tmp_path: Path,
+    make_image_folder,
+    load_partitions,
+    parameters: dict[str, Any],
+    store_arrays: bool,
+) -> None:
+    """A stored array deleted, or a raw file changed since the features step: inside
+    loader_errors_raised() the loader's own error, not TensorFlow's around it."""
+    image = parameters["image"]
+    folder = make_image_folder(tmp_path / "images", {"a": 3, "b": 3})
+    dataset = ImageArrayDataset(
+        path=str(tmp_path / "arrays"), store_arrays=store_arrays
+    )
+    dataset.save(
+        preprocess_images(load_partitions(folder), {"on_invalid_image": "fail"}, image)
+    )
+    loaders = dataset.load()
+    broken = loaders[sorted(loaders)[0]]
+    if store_arrays:
+        Path(broken.location).unlink()
+        expected: tuple[type[Exception], str] = (FileNotFoundError, broken.location)
+    else:
+        Image.new("RGB", (24, 24), "red").save(broken.location)
+        expected = (DatasetError, f"'{broken.location}' changed since the features")
+    batches = array_batches(
+        [loaders[p] for p in sorted(loaders)],
+        list(range(6)),
+        size=image["size"],
+        channels=image["channels"],
+        batch_size=2,
+    )
+    with pytest.raises(tf.errors.OpError):
+        _all_batches(batches)
+    with pytest.raises(expected[0]) as raised, loader_errors_raised():
+        _all_batches(batches)
+    assert expected[1] in str(raised.value)
+    assert "Traceback" not in str(raised.value)
+    assert raised.value.__suppress_context__

@@ -2,11 +2,14 @@
 
 Training and evaluation read ``image_arrays``' loaders (``array_batches``): stored
 uint8 arrays, or with ``store_arrays: false`` raw files preprocessed as each is read.
+They consume the batches inside ``loader_errors_raised()``, so that a loader's error
+reaches them as itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import tensorflow as tf
@@ -16,6 +19,26 @@ from {{ cookiecutter.python_package }}.image_features import (
     check_stored_shape,
     from_uint8,
 )
+
+# The errors image loaders raised in tf.data's threads since loader_errors_raised()
+# began: tf.data gives the caller only a TensorFlow error, with the loader's message
+# and traceback inside its own.
+_loader_errors: list[Exception] = []
+
+
+@contextmanager
+def loader_errors_raised() -> Iterator[None]:
+    """Inside, a loader's error (a raw file changed or deleted since the features step
+    checked it, a stored array gone) is raised as itself, not inside TensorFlow's."""
+    _loader_errors.clear()
+    try:
+        yield
+    except tf.errors.OpError:
+        if not _loader_errors:
+            raise
+        raise _loader_errors[0] from None
+    finally:
+        _loader_errors.clear()
 
 
 def array_batches(
@@ -48,10 +71,19 @@ def _batches(
     parallel threads, and NumPy and Pillow release the GIL while they read and decode.
     """
 
+    def load_or_record(indices: np.ndarray) -> np.ndarray:
+        try:
+            return load(indices)
+        except Exception as error:
+            _loader_errors.append(error)
+            raise
+
     def load_tensor(
         indices: tf.Tensor, batch_labels: tf.Tensor
     ) -> tuple[tf.Tensor, tf.Tensor]:
-        images = tf.numpy_function(load, [indices], tf.float32, stateful=False)
+        images = tf.numpy_function(
+            load_or_record, [indices], tf.float32, stateful=False
+        )
         return tf.ensure_shape(images, (None, *shape)), batch_labels
 
     examples = tf.data.Dataset.from_tensor_slices(

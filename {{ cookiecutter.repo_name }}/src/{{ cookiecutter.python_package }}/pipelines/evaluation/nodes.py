@@ -22,6 +22,7 @@ from {{ cookiecutter.python_package }}.image_features import (
 )
 from {{ cookiecutter.python_package }}.input_pipeline import (
     array_batches,
+    loader_errors_raised,
 )
 from {{ cookiecutter.python_package }}.keras_model import (
     SharedKerasModel,
@@ -49,9 +50,13 @@ def predict_test_images(
         channels=image["channels"],
         batch_size=params["batch_size"],
     )
-    probabilities = np.concatenate(
-        [classifier.predict_proba(batch) for batch, _ in batches.as_numpy_iterator()]
-    )
+    with loader_errors_raised():
+        probabilities = np.concatenate(
+            [
+                classifier.predict_proba(batch)
+                for batch, _ in batches.as_numpy_iterator()
+            ]
+        )
     return pd.DataFrame(
         {
             "partition": test_split["partition"].to_numpy(),

@@ -25,6 +25,7 @@ from {{ cookiecutter.python_package }}.image_features import (
 )
 from {{ cookiecutter.python_package }}.input_pipeline import (
     array_batches,
+    loader_errors_raised,
 )
 from {{ cookiecutter.python_package }}.mlflow_callbacks import (
     MlflowEpochMetrics,
@@ -271,14 +272,15 @@ def _fit(
     **fit_options: Any,
 ) -> TrainingHistory:
     """``model.fit`` with early stopping back to the best epoch; its per-epoch metrics."""
-    history = model.fit(
-        train,
-        validation_data=validation,
-        callbacks=[early_stopping, MlflowEpochMetrics(prefix="training")],
-        shuffle=False,  # the input pipeline shuffles
-        verbose=2,
-        **fit_options,
-    )
+    with loader_errors_raised():
+        history = model.fit(
+            train,
+            validation_data=validation,
+            callbacks=[early_stopping, MlflowEpochMetrics(prefix="training")],
+            shuffle=False,  # the input pipeline shuffles
+            verbose=2,
+            **fit_options,
+        )
     return {
         name: [float(v) for v in values] for name, values in history.history.items()
     }
