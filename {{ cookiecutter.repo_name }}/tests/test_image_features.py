@@ -11,6 +11,7 @@ from pathlib import Path
 import fsspec
 import numpy as np
 import pytest
+from fsspec.implementations.local import LocalFileSystem
 from kedro.io import DataCatalog, DatasetError
 from PIL import Image
 
@@ -250,23 +251,47 @@ def test_streamed_arrays_are_the_stored_ones_and_none_is_written(tmp_path, image
 def test_a_raw_file_changed_or_deleted_after_the_check_is_refused_naming_it(
     tmp_path, images
 ):
-    """Training never uses bytes the features step did not check."""
+    """Training never uses bytes the features step did not check: a file rewritten,
+    grown (read no further than its checked size and one byte), or deleted."""
     dataset = ImageArrayDataset(path=str(tmp_path / "streamed"), store_arrays=False)
     dataset.save(_plan(images["loaders"]))
     loaders = dataset.load()
-    changed, deleted = images["folder"] / "a" / "a_000.png", images["folder"] / "b"
+    folder = images["folder"]
+    changed = folder / "a" / "a_000.png"
     Image.new("RGB", (24, 24), "red").save(changed)
-    (deleted / "b_001.jpg").unlink()
+    with (folder / "a" / "a_001.jpg").open("r+b") as grown:
+        grown.truncate(64 * 2**20)  # sparse: no disk used
+    (folder / "b" / "b_001.jpg").unlink()
     with pytest.raises(DatasetError) as raised:
         loaders["a/a_000.png"]()
     assert str(raised.value) == (
         f"'{changed.as_posix()}' changed since the features step checked it (its "
-        "SHA-256 differs from image_arrays' manifest): run `kedro run` to check the "
-        "raw images again"
+        "size or SHA-256 differs from image_arrays' manifest): run `kedro run` to "
+        "check the raw images again"
     )
+    counted = ReadCountingFileSystem()
+    grown_loader = replace(loaders["a/a_001.jpg"], fs=counted)
+    with pytest.raises(DatasetError, match=r"a_001\.jpg' changed since the features"):
+        grown_loader()
+    assert counted.returned == [grown_loader.file_bytes + 1]
     with pytest.raises(DatasetError, match=r"b/b_001\.jpg' is gone since the features"):
         loaders["b/b_001.jpg"]()
     _assert_is_preprocessed(loaders["a/a_002.png"], images["loaders"]["a/a_002.png"])
+
+
+class ReadCountingFileSystem(LocalFileSystem):
+    """The local filesystem, keeping the length of what each ``cat_file`` returned."""
+
+    cachable = False  # a new instance, with its own count, each time
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.returned: list[int] = []
+
+    def cat_file(self, path: str, start=None, end=None, **kwargs) -> bytes:
+        content = super().cat_file(path, start=start, end=end, **kwargs)
+        self.returned.append(len(content))
+        return content
 
 
 def test_streaming_save_checks_every_file_as_the_stored_one(
@@ -460,14 +485,30 @@ def test_arrays_never_built_say_which_run_builds_them(tmp_path):
     )
 
 
-def test_a_manifest_of_an_older_project_version_is_refused_in_one_line(tmp_path):
-    """A manifest without the class folders (written before they were kept) is
-    rebuilt by the next `kedro run`, not half read."""
+@pytest.mark.parametrize(
+    ("manifest", "store_arrays"),
+    [
+        (
+            '{"size": 20, "channels": 3, "arrays": {"a/0.png": "20x20x3/ab/ab.npy"}}',
+            True,
+        ),
+        (
+            '{"size": 20, "channels": 3, "classes": ["a"], "skipped": {}, '
+            '"raw_files": {"a/0.png": {"url": "/x/a/0.png", "sha256": "ab"}}}',
+            False,
+        ),
+    ],
+    ids=["without classes", "streamed without file sizes"],
+)
+def test_a_manifest_of_an_older_project_version_is_refused_in_one_line(
+    tmp_path, manifest, store_arrays
+):
+    """A manifest without what this version keeps (the class folders; streamed, each
+    file's size) is rebuilt by the next `kedro run`, not half read."""
     folder = tmp_path / "arrays"
     folder.mkdir()
-    (folder / "manifest.json").write_text(
-        '{"size": 20, "channels": 3, "arrays": {"a/0.png": "20x20x3/ab/ab.npy"}}'
-    )
+    (folder / "manifest.json").write_text(manifest)
+    dataset = ImageArrayDataset(path=str(folder), store_arrays=store_arrays)
     with pytest.raises(DatasetError, match=r"older version.*run `kedro run`") as error:
-        ImageArrayDataset(path=str(folder)).load()
+        dataset.load()
     assert "\n" not in str(error.value)

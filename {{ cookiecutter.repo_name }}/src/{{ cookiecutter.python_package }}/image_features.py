@@ -193,20 +193,26 @@ class StreamedArrayLoader(ArrayLoader):
     stored one was made; refuses a file whose bytes are no longer the ones checked."""
 
     max_pixels: int
+    file_bytes: int
 
     def __call__(self) -> np.ndarray:
         try:
-            content = self.fs.cat_file(self.location)
+            # At most one byte more than was checked: a file that grew, or a link to
+            # /dev/zero put in its place, is refused without reading it whole.
+            content = self.fs.cat_file(self.location, start=0, end=self.file_bytes + 1)
         except FileNotFoundError as error:
             raise DatasetError(
                 f"'{self.location}' is gone since the features step checked it: "
                 "run `kedro run` to check the raw images again"
             ) from error
-        if hashlib.sha256(content).hexdigest() != self.sha256:
+        if (
+            len(content) != self.file_bytes
+            or hashlib.sha256(content).hexdigest() != self.sha256
+        ):
             raise DatasetError(
                 f"'{self.location}' changed since the features step checked it "
-                "(its SHA-256 differs from image_arrays' manifest): run `kedro run` "
-                "to check the raw images again"
+                "(its size or SHA-256 differs from image_arrays' manifest): run "
+                "`kedro run` to check the raw images again"
             )
         size, _, channels = self.shape
         image = open_image(self.location, content, self.max_pixels)
@@ -293,6 +299,7 @@ class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, ImageArrays]):
                     shape,
                     kept["sha256"],
                     manifest["max_pixels"],
+                    kept["bytes"],
                 )
                 for partition, kept in manifest["raw_files"].items()
             },
@@ -310,12 +317,16 @@ class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, ImageArrays]):
                 "not built yet: run `kedro run` (or `kedro run --pipeline "
                 "features`) first"
             ) from None
-        if "classes" not in manifest:  # written before the class folders were kept
+        streamed = "raw_files" in manifest
+        # Written before the class folders (or, streamed, each file's size) were kept.
+        if "classes" not in manifest or (
+            streamed
+            and any("bytes" not in kept for kept in manifest["raw_files"].values())
+        ):
             raise DatasetError(
                 f"its manifest ({location}) is from an older version of the project: "
                 "run `kedro run` to rebuild it"
             )
-        streamed = "raw_files" in manifest
         if streamed == self._store_arrays:
             raise DatasetError(
                 f"image_arrays was saved with store_arrays {str(not streamed).lower()} "
@@ -409,7 +420,11 @@ class ImageArrayDataset(AbstractDataset[ImagesToPreprocess, ImageArrays]):
                 skip_or_fail(error, data.on_invalid_image)
                 skipped[partition] = str(error)
                 continue
-            raw_files[partition] = {"url": load.url, "sha256": digest}
+            raw_files[partition] = {
+                "url": load.url,
+                "sha256": digest,
+                "bytes": len(content),
+            }
         logger.info(
             "Checked %d images (%d decoded, %d known); no arrays stored "
             "(store_arrays false): each epoch preprocesses the raw files again",
