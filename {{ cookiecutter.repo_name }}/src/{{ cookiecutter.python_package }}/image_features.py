@@ -184,7 +184,18 @@ class ArrayLoader:
     sha256: str
 
     def __call__(self) -> np.ndarray:
-        return array_from_bytes(self.fs.cat_file(self.location), self.shape)
+        try:
+            return array_from_bytes(self.fs.cat_file(self.location), self.shape)
+        except FileNotFoundError as error:
+            raise DatasetError(
+                f"stored array '{self.location}' is gone: run `kedro run` to rebuild "
+                "image_arrays"
+            ) from error
+        except ValueError as error:  # cut short, or not an array of this shape
+            raise DatasetError(
+                f"stored array '{self.location}' is damaged ({error}): delete it and "
+                "run `kedro run` to rebuild it"
+            ) from error
 
 
 @dataclass(frozen=True, slots=True)

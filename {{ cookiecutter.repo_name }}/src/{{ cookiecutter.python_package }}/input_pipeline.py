@@ -8,6 +8,7 @@ reaches them as itself.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -20,25 +21,24 @@ from {{ cookiecutter.python_package }}.image_features import (
     from_uint8,
 )
 
-# The errors image loaders raised in tf.data's threads since loader_errors_raised()
-# began: tf.data gives the caller only a TensorFlow error, with the loader's message
-# and traceback inside its own.
-_loader_errors: list[Exception] = []
+# The last errors image loaders raised in tf.data's threads: tf.data gives its caller
+# only a TensorFlow error, with the loader's message and traceback in its own.
+_recent_loader_errors: deque[Exception] = deque(maxlen=32)
 
 
 @contextmanager
 def loader_errors_raised() -> Iterator[None]:
-    """Inside, a loader's error (a raw file changed or deleted since the features step
-    checked it, a stored array gone) is raised as itself, not inside TensorFlow's."""
-    _loader_errors.clear()
+    """Inside, TensorFlow's error around a loader's error (a raw file changed or
+    deleted since the features step checked it, a stored array gone or damaged) is
+    replaced by that error itself: the one whose message TensorFlow's holds. Any
+    other error passes unchanged."""
     try:
         yield
-    except tf.errors.OpError:
-        if not _loader_errors:
-            raise
-        raise _loader_errors[0] from None
-    finally:
-        _loader_errors.clear()
+    except tf.errors.OpError as tensorflow_error:
+        for error in reversed(_recent_loader_errors):
+            if str(error) and str(error) in tensorflow_error.message:
+                raise error from error.__cause__
+        raise
 
 
 def array_batches(
@@ -75,7 +75,7 @@ def _batches(
         try:
             return load(indices)
         except Exception as error:
-            _loader_errors.append(error)
+            _recent_loader_errors.append(error)
             raise
 
     def load_tensor(

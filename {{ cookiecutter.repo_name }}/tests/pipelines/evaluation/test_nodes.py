@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
+from kedro.io import DatasetError
 from matplotlib.figure import Figure
+from PIL import Image
 
+from {{ cookiecutter.python_package }}.image_features import (
+    ImageArrayDataset,
+)
+from {{ cookiecutter.python_package }}.keras_model import (
+    SharedKerasModel,
+)
 from {{ cookiecutter.python_package }}.pipelines.evaluation.nodes import (
     compute_test_metrics,
     plot_confusion_matrix,
     plot_top_losses,
     plot_training_curves,
+    predict_test_images,
     report_per_class,
+)
+from {{ cookiecutter.python_package }}.pipelines.features.nodes import (
+    preprocess_images,
+)
+from {{ cookiecutter.python_package }}.pipelines.training.nodes import (
+    build_model,
 )
 
 CLASS_NAMES = ["cat", "dog", "fox"]
@@ -155,3 +173,35 @@ def test_plot_top_losses_without_mistakes(test_predictions: pd.DataFrame) -> Non
     figure = plot_top_losses(right, {}, CLASS_NAMES, {"count": 9, "columns": 3})
     [axes] = figure.axes
     assert axes.texts[0].get_text() == "No test image is misclassified"
+
+
+def test_a_raw_file_changed_since_the_features_step_stops_prediction_as_itself(
+    tmp_path: Path, make_image_folder, load_partitions, parameters: dict[str, Any]
+) -> None:
+    """Streaming from the raw files (store_arrays false), a test image rewritten since
+    the features step: the loader's error naming it, not TensorFlow's around it."""
+    image = parameters["image"]
+    folder = make_image_folder(tmp_path / "images", {"cat": 2, "dog": 2})
+    dataset = ImageArrayDataset(path=str(tmp_path / "arrays"), store_arrays=False)
+    dataset.save(
+        preprocess_images(load_partitions(folder), {"on_invalid_image": "fail"}, image)
+    )
+    image_arrays = dataset.load()
+    partitions = sorted(image_arrays)
+    changed = image_arrays[partitions[0]].location
+    Image.new("RGB", (24, 24), "red").save(changed)
+    model = build_model(
+        2, image["size"], image["channels"], parameters["train_classifier"]
+    )
+    test_split = pd.DataFrame(
+        {"partition": partitions, "label": [p.split("/")[0] for p in partitions]}
+    )
+    with pytest.raises(DatasetError, match=f"'{changed}' changed since the features"):
+        predict_test_images(
+            SharedKerasModel(model),
+            image_arrays,
+            test_split,
+            ["cat", "dog"],
+            image,
+            {"batch_size": 2},
+        )

@@ -9,6 +9,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from kedro.io import DatasetError
 
 from {{ cookiecutter.python_package }}.pipelines.training.nodes import (
     build_model,
@@ -118,3 +119,18 @@ def test_training_logs_every_epoch_to_the_active_run(
         np.testing.assert_allclose([m.value for m in logged], history[name])
     best = int(np.argmin(history["val_loss"]))
     assert history["kept_weights"] == [float(epoch == best) for epoch in range(3)]
+
+
+def test_a_loaders_error_stops_training_as_itself(
+    tiny_training_inputs: dict[str, Any], parameters: dict[str, Any]
+) -> None:
+    """A stored array damaged since the features step: training stops with the
+    loader's error naming it, not TensorFlow's error around it."""
+    arrays = tiny_training_inputs["image_arrays"]
+    damaged = arrays[sorted(arrays)[0]].location
+    Path(damaged).write_bytes(Path(damaged).read_bytes()[:100])
+    params = parameters["train_classifier"] | {"epochs": 1}
+    with pytest.raises(DatasetError, match=f"stored array '{damaged}' is damaged"):
+        train_classifier(
+            **tiny_training_inputs, image=parameters["image"], params=params
+        )

@@ -151,7 +151,8 @@ def plot_top_losses(
     params: dict[str, Any],
 ) -> Figure:
     """The test images the model got most confidently wrong, as the model saw them
-    (the stored arrays: no image file is read again), true and predicted labels."""
+    (image_arrays' arrays, stored or made again from the raw files), true and predicted
+    labels."""
     wrong = test_predictions[test_predictions["label"] != test_predictions["predicted"]]
     true_probability = [
         row[probability_column(row["label"])] for _, row in wrong.iterrows()
