@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from collections import Counter
 from dataclasses import replace
@@ -488,13 +489,15 @@ def test_arrays_never_built_say_which_run_builds_them(tmp_path):
 @pytest.mark.parametrize(
     ("manifest", "store_arrays"),
     [
+        ({"size": 20, "channels": 3, "arrays": {"a/0.png": "20x20x3/ab/ab.npy"}}, True),
         (
-            '{"size": 20, "channels": 3, "arrays": {"a/0.png": "20x20x3/ab/ab.npy"}}',
-            True,
-        ),
-        (
-            '{"size": 20, "channels": 3, "classes": ["a"], "skipped": {}, '
-            '"raw_files": {"a/0.png": {"url": "/x/a/0.png", "sha256": "ab"}}}',
+            {
+                "size": 20,
+                "channels": 3,
+                "classes": ["a"],
+                "skipped": {},
+                "raw_files": {"a/0.png": {"url": "/x/a/0.png", "sha256": "ab"}},
+            },
             False,
         ),
     ],
@@ -507,7 +510,7 @@ def test_a_manifest_of_an_older_project_version_is_refused_in_one_line(
     file's size) is rebuilt by the next `kedro run`, not half read."""
     folder = tmp_path / "arrays"
     folder.mkdir()
-    (folder / "manifest.json").write_text(manifest)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
     dataset = ImageArrayDataset(path=str(folder), store_arrays=store_arrays)
     with pytest.raises(DatasetError, match=r"older version.*run `kedro run`") as error:
         dataset.load()
