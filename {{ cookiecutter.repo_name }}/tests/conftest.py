@@ -34,7 +34,7 @@ CONF_BASE = Path(__file__).resolve().parents[1] / "conf" / "base"
 
 ImageFolderFactory = Callable[[Path, Mapping[str, int]], Path]
 PartitionLoader = Callable[[Path], dict[str, Callable[[], Any]]]
-ArrayFolderLoader = Callable[[Path, Path, Mapping[str, int]], dict[str, ArrayLoader]]
+ArrayFolderLoader = Callable[..., dict[str, ArrayLoader]]
 
 
 def draw_shape(class_index: int, image_index: int, size: int = 24) -> Image.Image:
@@ -121,12 +121,13 @@ def load_partitions(raw_images_entry: dict[str, Any]) -> PartitionLoader:
 @pytest.fixture(scope="session")
 def load_image_arrays(load_partitions: PartitionLoader) -> ArrayFolderLoader:
     """A raw images folder preprocessed into an ``image_arrays`` folder, as the features
-    pipeline does; loaded as training reads it."""
+    pipeline does (with ``store_arrays=False``, its manifest of the raw files only);
+    loaded as training reads it."""
 
     def load(
-        images: Path, arrays: Path, image: Mapping[str, int]
+        images: Path, arrays: Path, image: Mapping[str, int], store_arrays: bool = True
     ) -> dict[str, ArrayLoader]:
-        dataset = ImageArrayDataset(path=str(arrays))
+        dataset = ImageArrayDataset(path=str(arrays), store_arrays=store_arrays)
         work = preprocess_images(
             load_partitions(images), {"on_invalid_image": "fail"}, dict(image)
         )

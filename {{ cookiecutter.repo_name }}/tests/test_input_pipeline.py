@@ -15,14 +15,10 @@ from PIL import Image
 
 from {{ cookiecutter.python_package }}.image_features import (
     ArrayLoader,
-    ImageArrayDataset,
 )
 from {{ cookiecutter.python_package }}.input_pipeline import (
     array_batches,
     loader_errors_raised,
-)
-from {{ cookiecutter.python_package }}.pipelines.features.nodes import (
-    preprocess_images,
 )
 
 
@@ -36,20 +32,14 @@ def _all_batches(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
 def test_every_image_comes_once_per_epoch(
     tmp_path: Path,
     make_image_folder,
-    load_partitions,
+    load_image_arrays,
     parameters: dict[str, Any],
     store_arrays: bool,
 ) -> None:
     """Shuffled batches hold each image exactly once, the last batch partial."""
     image = parameters["image"]
     folder = make_image_folder(tmp_path / "images", {"a": 5, "b": 4})
-    dataset = ImageArrayDataset(
-        path=str(tmp_path / "arrays"), store_arrays=store_arrays
-    )
-    dataset.save(
-        preprocess_images(load_partitions(folder), {"on_invalid_image": "fail"}, image)
-    )
-    loaders = dataset.load()
+    loaders = load_image_arrays(folder, tmp_path / "arrays", image, store_arrays)
     batches = array_batches(
         [loaders[p] for p in sorted(loaders)],
         list(range(9)),
@@ -106,7 +96,7 @@ def test_stored_arrays_are_read_only_as_batches_are(
 def test_a_loaders_error_reaches_the_caller_as_itself(
     tmp_path: Path,
     make_image_folder,
-    load_partitions,
+    load_image_arrays,
     parameters: dict[str, Any],
     store_arrays: bool,
 ) -> None:
@@ -114,13 +104,7 @@ def test_a_loaders_error_reaches_the_caller_as_itself(
     loader_errors_raised() the loader's own error, not TensorFlow's around it."""
     image = parameters["image"]
     folder = make_image_folder(tmp_path / "images", {"a": 3, "b": 3})
-    dataset = ImageArrayDataset(
-        path=str(tmp_path / "arrays"), store_arrays=store_arrays
-    )
-    dataset.save(
-        preprocess_images(load_partitions(folder), {"on_invalid_image": "fail"}, image)
-    )
-    loaders = dataset.load()
+    loaders = load_image_arrays(folder, tmp_path / "arrays", image, store_arrays)
     broken = loaders[sorted(loaders)[0]]
     if store_arrays:
         Path(broken.location).unlink()

@@ -12,9 +12,6 @@ from kedro.io import DatasetError
 from matplotlib.figure import Figure
 from PIL import Image
 
-from {{ cookiecutter.python_package }}.image_features import (
-    ImageArrayDataset,
-)
 from {{ cookiecutter.python_package }}.keras_model import (
     SharedKerasModel,
 )
@@ -25,9 +22,6 @@ from {{ cookiecutter.python_package }}.pipelines.evaluation.nodes import (
     plot_training_curves,
     predict_test_images,
     report_per_class,
-)
-from {{ cookiecutter.python_package }}.pipelines.features.nodes import (
-    preprocess_images,
 )
 from {{ cookiecutter.python_package }}.pipelines.training.nodes import (
     build_model,
@@ -176,17 +170,15 @@ def test_plot_top_losses_without_mistakes(test_predictions: pd.DataFrame) -> Non
 
 
 def test_a_raw_file_changed_since_the_features_step_stops_prediction_as_itself(
-    tmp_path: Path, make_image_folder, load_partitions, parameters: dict[str, Any]
+    tmp_path: Path, make_image_folder, load_image_arrays, parameters: dict[str, Any]
 ) -> None:
     """Streaming from the raw files (store_arrays false), a test image rewritten since
     the features step: the loader's error naming it, not TensorFlow's around it."""
     image = parameters["image"]
     folder = make_image_folder(tmp_path / "images", {"cat": 2, "dog": 2})
-    dataset = ImageArrayDataset(path=str(tmp_path / "arrays"), store_arrays=False)
-    dataset.save(
-        preprocess_images(load_partitions(folder), {"on_invalid_image": "fail"}, image)
+    image_arrays = load_image_arrays(
+        folder, tmp_path / "arrays", image, store_arrays=False
     )
-    image_arrays = dataset.load()
     partitions = sorted(image_arrays)
     changed = image_arrays[partitions[0]].location
     Image.new("RGB", (24, 24), "red").save(changed)
