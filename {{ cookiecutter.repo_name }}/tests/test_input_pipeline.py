@@ -15,6 +15,7 @@ from PIL import Image
 
 from {{ cookiecutter.python_package }}.image_features import (
     ArrayLoader,
+    StreamedArrayLoader,
 )
 from {{ cookiecutter.python_package }}.input_pipeline import (
     array_batches,
@@ -28,20 +29,30 @@ def _all_batches(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(images), np.concatenate(labels)
 
 
-@pytest.mark.parametrize("store_arrays", [True, False], ids=["stored", "streamed"])
-def test_every_image_comes_once_per_epoch(
+@pytest.fixture(params=[True, False], ids=["stored", "streamed"])
+def nine_loaders(
+    request: pytest.FixtureRequest,
     tmp_path: Path,
     make_image_folder,
     load_image_arrays,
     parameters: dict[str, Any],
-    store_arrays: bool,
+) -> list[ArrayLoader]:
+    """image_arrays' loaders of 9 images of two classes, in partition order: stored
+    arrays, or (store_arrays false) the raw files read again."""
+    folder = make_image_folder(tmp_path / "images", {"a": 5, "b": 4})
+    arrays = load_image_arrays(
+        folder, tmp_path / "arrays", parameters["image"], request.param
+    )
+    return [arrays[p] for p in sorted(arrays)]
+
+
+def test_every_image_comes_once_per_epoch(
+    nine_loaders: list[ArrayLoader], parameters: dict[str, Any]
 ) -> None:
     """Shuffled batches hold each image exactly once, the last batch partial."""
     image = parameters["image"]
-    folder = make_image_folder(tmp_path / "images", {"a": 5, "b": 4})
-    loaders = load_image_arrays(folder, tmp_path / "arrays", image, store_arrays)
     batches = array_batches(
-        [loaders[p] for p in sorted(loaders)],
+        nine_loaders,
         list(range(9)),
         size=image["size"],
         channels=image["channels"],
@@ -92,29 +103,22 @@ def test_stored_arrays_are_read_only_as_batches_are(
     assert 0.0 <= images.min() <= images.max() <= 1.0
 
 
-@pytest.mark.parametrize("store_arrays", [True, False], ids=["stored", "streamed"])
 def test_a_loaders_error_reaches_the_caller_as_itself(
-    tmp_path: Path,
-    make_image_folder,
-    load_image_arrays,
-    parameters: dict[str, Any],
-    store_arrays: bool,
+    nine_loaders: list[ArrayLoader], parameters: dict[str, Any]
 ) -> None:
     """A stored array deleted, or a raw file changed since the features step: inside
     loader_errors_raised() the loader's own error, not TensorFlow's around it."""
     image = parameters["image"]
-    folder = make_image_folder(tmp_path / "images", {"a": 3, "b": 3})
-    loaders = load_image_arrays(folder, tmp_path / "arrays", image, store_arrays)
-    broken = loaders[sorted(loaders)[0]]
-    if store_arrays:
-        Path(broken.location).unlink()
-        expected = f"stored array '{broken.location}' is gone: run `kedro run`"
-    else:
+    broken = nine_loaders[0]
+    if isinstance(broken, StreamedArrayLoader):
         Image.new("RGB", (24, 24), "red").save(broken.location)
         expected = f"'{broken.location}' changed since the features step checked it"
+    else:
+        Path(broken.location).unlink()
+        expected = f"stored array '{broken.location}' is gone: run `kedro run`"
     batches = array_batches(
-        [loaders[p] for p in sorted(loaders)],
-        list(range(6)),
+        nine_loaders,
+        list(range(9)),
         size=image["size"],
         channels=image["channels"],
         batch_size=2,
